@@ -148,6 +148,9 @@ class Ledger(Protocol):
     def commit(self) -> None:
         """Make every recorded item durable."""
 
+    # Optional: ``finish()``, called once after every item succeeded and before the manifest is written
+    # (a store that holds its own data marks itself complete there); ``close()``, called at the end.
+
 
 class Journal:
     """The default ledger: an append-only JSON-lines file in the step's state directory."""
@@ -407,6 +410,12 @@ def run_step(
                 report.infos[item.key] = result.info
             report.processed += 1
             bar.update(1)
+        finish = getattr(ledger, "finish", None)
+        if finish is not None:
+            # A ledger that holds the data itself (an LMDB or HDF5 store) marks it complete before the
+            # manifest says so; after a kill in between, the next run finds every item done and only
+            # finishes again.
+            finish()
     finally:
         bar.close()
         ledger.commit()
@@ -433,7 +442,9 @@ def run_step(
 def _progress(total: int, desc: str, unit: str, enabled: bool):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled or total == 0, dynamic_ncols=True,
+    # disable=None: tqdm shows the bar only on a terminal, so logs and pipes get the summary line alone.
+    return tqdm(total=total, desc=desc, unit=unit, disable=True if (not enabled or total == 0) else None,
+                dynamic_ncols=True,
                 smoothing=0.1, leave=False)
 
 

@@ -1,0 +1,87 @@
+"""The ``srprep`` command line: thin Click commands over the library's stage functions.
+
+Each command parses options, calls one stage function and prints its summary. Errors a user can fix
+(:class:`~srprep.errors.SrprepError`, and OS errors such as a full disk) print one line naming the file
+and the cause and exit 1; anything else is a bug and exits 2. Tracebacks only with ``--verbose``.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+
+import click
+
+from .. import __version__
+from ..errors import SrprepError
+from .common import Context
+from .modcrop import modcrop_cmd
+from .status import status_cmd
+
+log = logging.getLogger("srprep")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="srprep")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging, and full tracebacks on errors.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bars.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
+    """srprep: dataset preparation for single-image super-resolution.
+
+    Turns HR images into training-ready SR data: MATLAB-exact bicubic LR, matched sub-images,
+    LMDB/HDF5 stores. Every step is cached (a second identical run does nothing), resumable
+    (a killed run continues where it stopped) and parallel (--jobs).
+
+    \b
+    Example:
+      srprep modcrop HR/ HR_mod4/ --scale 4
+      srprep status HR_mod4/
+    """
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s",
+                        stream=sys.stderr, force=True)
+    ctx.obj = Context(verbose=verbose, quiet=quiet)
+
+
+cli.add_command(modcrop_cmd)
+cli.add_command(status_cmd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point; returns the process exit status."""
+    args = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    verbose = any(a in ("-v", "--verbose") for a in args)
+    try:
+        cli.main(args=args, prog_name="srprep", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted: finished items are kept; run the same command again to resume", err=True)
+        return 130
+    except (SrprepError, OSError) as exc:
+        if verbose:
+            traceback.print_exc()
+        click.echo(f"error: {_one_line(exc)}", err=True)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - a bug: say so, keep the details for --verbose
+        if verbose:
+            traceback.print_exc()
+        click.echo(f"error: internal error ({type(exc).__name__}: {_one_line(exc)}); "
+                   f"run with --verbose for the traceback", err=True)
+        return 2
+    return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None and not isinstance(exc, SrprepError):
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return " ".join(str(exc).split())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

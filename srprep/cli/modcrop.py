@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..stages.modcrop import modcrop
+from .common import echo_report, step_options
+
+
+@click.command("modcrop")
+@click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("dst", type=click.Path(file_okay=False, path_type=Path))
+@click.option("-s", "--scale", type=click.IntRange(min=1), required=True,
+              help="Crop height and width down to a multiple of this.")
+@click.option("--png-level", type=click.IntRange(0, 9), default=1, show_default=True,
+              help="PNG compression level of the outputs (pixels are the same at every level).")
+@step_options
+@click.pass_obj
+def modcrop_cmd(ctx, src: Path, dst: Path, scale: int, png_level: int, jobs, force, dry_run) -> None:
+    """Crop images bottom/right to a multiple of the scale (MATLAB modcrop).
+
+    The benchmarks' LR images were made from modcrop(HR, s): Set5's woman (344x228, HxW) at x3
+    becomes 342x228, whose LR is 114x76. Writes DST/<name>.png for each image in SRC (PNG, JPEG, BMP, TIFF).
+
+    \b
+    Example:
+      srprep modcrop Set5/HR Set5/HR_mod3 --scale 3
+    """
+    echo_report(ctx, modcrop(src, dst, scale, jobs=jobs, force=force, dry_run=dry_run,
+                             progress=ctx.progress, png_level=png_level))
