@@ -22,3 +22,7 @@ class StoreError(SrprepError):
 
 class StageError(SrprepError):
     """A stage failed on one item; the message names the item and the cause."""
+
+
+class OptionError(SrprepError, ValueError):
+    """An option value that cannot work (a scale <= 0, a crop larger than the step allows...)."""

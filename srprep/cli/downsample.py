@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..stages.downsample import DownsampleOptions, downsample
+from .common import echo_report, step_options
+
+
+@click.command("downsample")
+@click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("dst", type=click.Path(file_okay=False, path_type=Path))
+@click.option("-s", "--scale", "scales", type=float, multiple=True, required=True,
+              help="Downscaling factor; repeat for several (--scale 2 --scale 3 --scale 4).")
+@click.option("--im2double", is_flag=True,
+              help="MATLAB's im2double convention (double throughout, one rounding; BasicSR's LRbicx*). "
+                   "Default: the uint8 convention (each pass rounded; EDSR/RCAN benchmark LR).")
+@click.option("--modcrop/--no-modcrop", default=True, show_default=True,
+              help="Crop HR to a multiple of the scale first, so that HR = LR x scale.")
+@click.option("--mod", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Crop HR to a multiple of this before anything (12 = BasicSR's GTmod12); 0: off.")
+@click.option("--format", "fmt", type=click.Choice(["png", "npy"]), default="png", show_default=True,
+              help="npy keeps the LR as float32 in [0, 1] (with --im2double: unrounded).")
+@click.option("--naming", type=click.Choice(["div2k", "same"]), default="div2k", show_default=True,
+              help="LR file names: div2k = <name>x2.png, same = <name>.png.")
+@click.option("--hr/--no-hr", "write_hr", default=True, show_default=True,
+              help="Also write DST/HR (the HR images as used) so DST is a complete paired dataset.")
+@click.option("--device", default="cpu", show_default=True,
+              help="cpu (numpy, --jobs processes) or a torch device such as cuda (same bytes).")
+@click.option("--png-level", type=click.IntRange(0, 9), default=1, show_default=True,
+              help="PNG compression level of the outputs (pixels are the same at every level).")
+@step_options
+@click.pass_obj
+def downsample_cmd(ctx, src: Path, dst: Path, scales, im2double, modcrop, mod, fmt, naming, write_hr, device,
+                   png_level, jobs, force, dry_run) -> None:
+    """MATLAB-exact bicubic LR images: imresize(HR, 1/s, 'bicubic'), bit for bit.
+
+    Writes DST/X<s>/<name>x<s>.png for each scale, and DST/HR/<name>.png. Both MATLAB conventions are
+    reproduced exactly (verified against real MATLAB output): the default is the uint8 one that made
+    the EDSR/RCAN benchmark LR (each of the two passes rounded to uint8); --im2double is BasicSR's.
+    Each scale is cached on its own: adding a scale later computes only that one.
+
+    \b
+    Examples:
+      srprep downsample DIV2K_train_HR data/DIV2K --scale 2 --scale 3 --scale 4
+      srprep downsample Set14/original data/Set14 --scale 4 --im2double --mod 12
+    """
+    opts = DownsampleOptions(im2double=im2double, modcrop=modcrop, mod=mod, fmt=fmt, naming=naming,
+                             png_level=png_level)
+    for report in downsample(src, dst, list(scales), opts=opts, write_hr=write_hr, device=device, jobs=jobs,
+                             force=force, dry_run=dry_run, progress=ctx.progress):
+        echo_report(ctx, report)

@@ -1,0 +1,160 @@
+"""``srprep downsample``: MATLAB-exact bicubic LR images of a folder of HR images.
+
+Layout written (EDSR/DIV2K naming, the layout every later step reads)::
+
+    DST/HR/<key>.png          the HR images as used (uncropped, or cropped to --mod N), unless --no-hr
+    DST/X2/<key>x2.png        imresize(modcrop(HR, 2), 1/2, 'bicubic')
+    DST/X3/<key>x3.png        ...
+
+Each output folder is its own cached step, so adding ``--scale 8`` to an earlier run computes only X8,
+and switching ``--im2double`` redoes the LR folders but not HR. The HR of a pair is the HR image cropped
+to ``LR size * s`` from the top left (which is ``modcrop(HR, s)``), the benchmark convention.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ImageError, OptionError
+from ..io import images
+from ..io.stores import FolderStore, FolderWriter, scale_suffix
+from ..ops.grid import modcrop
+from ..ops.imresize import imresize_matlab, to_uint8
+from ..runner import Item, ItemResult, Step, StepReport, run_step
+
+
+@dataclass(frozen=True)
+class DownsampleOptions:
+    """What decides the LR pixels (all of it goes into the cache fingerprint).
+
+    im2double: MATLAB's im2double convention (double throughout, one rounding) instead of the uint8
+        convention (each pass rounded half away from zero and saturated).
+    modcrop: crop HR to a multiple of the scale first (the benchmarks did); without it the LR size is
+        ceil(H/s) and HR = LR*s no longer holds.
+    mod: crop HR to a multiple of this first (12 gives BasicSR's GTmod12 layout), or 0.
+    fmt: "png" (uint8) or "npy" (float32, 1.0 = 255: with im2double, MATLAB's double result unrounded and
+        unclipped, so bicubic ringing may take it slightly outside [0, 1]; uint8 convention: the uint8
+        result / 255).
+    naming: "div2k" (``<key>x2.png``) or "same" (``<key>.png``).
+    """
+
+    im2double: bool = False
+    modcrop: bool = True
+    mod: int = 0
+    fmt: str = "png"
+    naming: str = "div2k"
+    png_level: int = 1
+
+
+def lr_name_suffix(scale: float, naming: str) -> str:
+    return scale_suffix(scale) if naming == "div2k" else ""
+
+
+def _check_scale(scale: float, opts: DownsampleOptions) -> float:
+    if not scale > 0:
+        raise OptionError(f"scale must be positive, not {scale}")
+    if opts.modcrop and not float(scale).is_integer():
+        raise OptionError(f"scale {scale:g}: --modcrop needs an integer scale (use --no-modcrop for {scale:g})")
+    return float(scale)
+
+
+def prepare_hr(img: np.ndarray, opts: DownsampleOptions, name: str) -> np.ndarray:
+    """The HR image as the dataset uses it: cropped to a multiple of ``opts.mod`` when set."""
+    if opts.mod:
+        if img.shape[0] < opts.mod or img.shape[1] < opts.mod:
+            raise ImageError(f"{name}: {img.shape[0]}x{img.shape[1]} image is smaller than --mod {opts.mod}")
+        img = modcrop(img, opts.mod)
+    return img
+
+
+def downsample_image(hr: np.ndarray, scale: float, opts: DownsampleOptions, *, name: str = "image",
+                     device: str = "cpu") -> np.ndarray:
+    """LR of one HR image: (H, W, 3) uint8 -> (h, w, 3) uint8, or float32 (1.0 = 255) when ``opts.fmt == "npy"``.
+
+    h = floor(H/s) with modcrop (= ceil of the cropped size / s), else ceil(H/s).
+    """
+    hr = prepare_hr(hr, opts, name)
+    if opts.modcrop:
+        s = int(scale)
+        if hr.shape[0] < s or hr.shape[1] < s:
+            raise ImageError(f"{name}: {hr.shape[0]}x{hr.shape[1]} image is smaller than the scale {s}")
+        hr = modcrop(hr, s)
+    if device == "cpu":
+        out = imresize_matlab(hr, 1.0 / scale, im2double=opts.im2double)
+    else:
+        import torch
+
+        from ..ops.imresize_torch import imresize_matlab_torch
+
+        x = torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1)))[None].to(device)
+        out = imresize_matlab_torch(x, 1.0 / scale, im2double=opts.im2double)[0].permute(1, 2, 0).cpu().numpy()
+    if opts.fmt == "npy":
+        return (out if opts.im2double else out / 255.0).astype(np.float32)
+    return to_uint8(out) if opts.im2double else out
+
+
+def _lr_one(payload, *, scale: float, opts: DownsampleOptions, out: str, device: str) -> ItemResult:
+    key, src = payload
+    hr = images.read_image(src)
+    lr = downsample_image(hr, scale, opts, name=src, device=device)
+    ext = ".npy" if opts.fmt == "npy" else ".png"
+    name = FolderWriter(out, ext=ext, suffix=lr_name_suffix(scale, opts.naming), png_level=opts.png_level).write(
+        key, lr)
+    return ItemResult(outputs=[name], info={"hr": list(hr.shape[:2]), "lr": list(lr.shape[:2])})
+
+
+def _hr_one(payload, *, opts: DownsampleOptions, out: str) -> ItemResult:
+    key, src = payload
+    hr = prepare_hr(images.read_image(src), opts, src)
+    return ItemResult(outputs=[FolderWriter(out, png_level=opts.png_level).write(key, hr)])
+
+
+def scale_dir_name(scale: float) -> str:
+    """``X2`` for 2, ``X1.5`` for 1.5."""
+    return "X" + scale_suffix(scale)[1:]
+
+
+def downsample(src: str | Path, dst: str | Path, scales: list[float], *, opts: DownsampleOptions = DownsampleOptions(),
+               write_hr: bool = True, device: str = "cpu", jobs: int | None = None, force: bool = False,
+               dry_run: bool = False, progress: bool = True) -> list[StepReport]:
+    """Write MATLAB-bicubic LR images of every image in ``src`` for each scale (see the module docstring).
+
+    Args:
+        src: folder of HR images (keys are file stems).
+        dst: dataset folder; gets ``HR/`` (if ``write_hr``) and ``X{s}/`` per scale.
+        scales: downscaling factors (2 means LR = HR/2).
+        opts: the conventions; see :class:`DownsampleOptions`.
+        device: "cpu" (numpy path, parallel over ``jobs`` processes) or a torch device such as "cuda"
+            (the torch path, same bytes; run in this process).
+    Returns:
+        One :class:`StepReport` per output folder (HR first).
+    """
+    if opts.fmt not in ("png", "npy"):
+        raise OptionError(f"format must be png or npy, not {opts.fmt!r}")
+    if opts.naming not in ("div2k", "same"):
+        raise OptionError(f"naming must be div2k or same, not {opts.naming!r}")
+    scales = [_check_scale(s, opts) for s in scales]
+    if len(set(scales)) != len(scales):
+        raise OptionError(f"scale given twice: {scales}")
+    if not scales:
+        raise OptionError("at least one --scale is needed")
+    dst = Path(dst)
+    store = FolderStore(src, naming="same")
+    items = [Item(k, store.item_fingerprint(k), (k, str(store.path(k)))) for k in store.keys()]
+    src_id = {"src": str(Path(src).resolve())}
+    run = functools.partial(run_step, force=force, dry_run=dry_run, progress=progress, unit="img")
+    reports = []
+    if write_hr:
+        out = dst / "HR"
+        step = Step("downsample:HR", out, {"mod": opts.mod, "png_level": opts.png_level}, src_id)
+        reports.append(run(step, items, functools.partial(_hr_one, opts=opts, out=str(out)), jobs=jobs))
+    for s in scales:
+        out = dst / scale_dir_name(s)
+        params = {"scale": s, **{k: v for k, v in opts.__dict__.items()}}
+        step = Step(f"downsample:{scale_dir_name(s)}", out, params, src_id)
+        worker = functools.partial(_lr_one, scale=s, opts=opts, out=str(out), device=device)
+        reports.append(run(step, items, worker, jobs=1 if device != "cpu" else jobs))
+    return reports
