@@ -15,6 +15,8 @@ import click
 from .. import __version__
 from ..errors import SrprepError
 from .common import Context
+from .degrade import degrade_cmd
+from .downsample import downsample_cmd
 from .modcrop import modcrop_cmd
 from .status import status_cmd
 
@@ -45,6 +47,8 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
 
 
 cli.add_command(modcrop_cmd)
+cli.add_command(downsample_cmd)
+cli.add_command(degrade_cmd)
 cli.add_command(status_cmd)
 
 
