@@ -8,5 +8,8 @@ out=${1:-quickstart}
 bash "$here/scripts/setup.sh"
 srprep="$here/.venv/bin/srprep"
 samples="$here/srprep/samples"
-"$srprep" modcrop "$samples/set5" "$out/Set5/HR_mod4" --scale 4
+# MATLAB-exact LR of the bundled Set5 in the benchmark convention (uint8, modcrop per scale)
+"$srprep" downsample "$samples/set5" "$out/Set5" --scale 2 --scale 3 --scale 4
+# a small x2 training set from the Kodak crops
+"$srprep" downsample "$samples/kodak" "$out/kodak" --scale 2
 "$srprep" status "$out"
