@@ -50,8 +50,17 @@ if [ ! -x "$venv/bin/python" ]; then
   log "creating venv $venv"
   "$python" -m venv "$venv"
 fi
-pip="$venv/bin/python -m pip"
-$pip install -q --upgrade pip setuptools wheel >/dev/null
+logfile="$venv/setup.log"
+: >"$logfile"
+# pip's own chatter (build warnings) goes to a log; a failure shows its tail.
+pip() {
+  if ! "$venv/bin/python" -m pip "$@" >>"$logfile" 2>&1; then
+    tail -n 40 "$logfile" >&2
+    log "pip $* failed (full log: $logfile)"
+    exit 1
+  fi
+}
+pip install --upgrade pip setuptools wheel
 
 # 3. torch: keep one that is there; otherwise pin a CPU build unless this machine has an NVIDIA driver.
 if ! "$venv/bin/python" -c "import torch" >/dev/null 2>&1; then
@@ -60,17 +69,17 @@ if ! "$venv/bin/python" -c "import torch" >/dev/null 2>&1; then
   else spec="torch==2.13.0"
   fi
   log "pip install $spec"
-  $pip install -q "$spec"
+  pip install "$spec"
 fi
 
 # 4. srprep and its dependencies. pillow-simd is built from source; plain Pillow must not be present
 #    (both own the PIL/ folder), so it is removed first if anything pulled it in.
 log "pip install -e .$extras"
-$pip install -q -e "$here$extras"
-if $pip show pillow >/dev/null 2>&1; then
+pip install -e "$here$extras"
+if "$venv/bin/python" -m pip show pillow >/dev/null 2>&1; then
   log "plain pillow found: replacing it with pillow-simd"
-  $pip uninstall -q -y pillow
-  $pip install -q --force-reinstall --no-deps --no-binary pillow-simd pillow-simd
+  pip uninstall -y pillow
+  pip install --force-reinstall --no-deps --no-binary pillow-simd pillow-simd
 fi
 "$venv/bin/python" - <<'PY'
 import importlib.metadata as md, PIL, sys
