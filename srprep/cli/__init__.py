@@ -18,6 +18,7 @@ from .common import Context
 from .degrade import degrade_cmd
 from .downsample import downsample_cmd
 from .modcrop import modcrop_cmd
+from .run import run_cmd
 from .status import status_cmd
 
 log = logging.getLogger("srprep")
@@ -27,8 +28,10 @@ log = logging.getLogger("srprep")
 @click.version_option(__version__, "--version", prog_name="srprep")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging, and full tracebacks on errors.")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bars.")
+@click.option("--scheduler", metavar="ADDRESS", envvar="SRPREP_SCHEDULER",
+              help="Run the data steps' items on a Dask cluster (tcp://host:8786) instead of local processes.")
 @click.pass_context
-def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
+def cli(ctx: click.Context, verbose: bool, quiet: bool, scheduler: str | None) -> None:
     """srprep: dataset preparation for single-image super-resolution.
 
     Turns HR images into training-ready SR data: MATLAB-exact bicubic LR, matched sub-images,
@@ -44,12 +47,17 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s",
                         stream=sys.stderr, force=True)
     ctx.obj = Context(verbose=verbose, quiet=quiet)
+    if scheduler and ctx.invoked_subcommand != "run":  # a pipeline passes it on to each of its steps
+        from ..cluster import use_dask
+
+        ctx.with_resource(use_dask(scheduler))
 
 
 cli.add_command(modcrop_cmd)
 cli.add_command(downsample_cmd)
 cli.add_command(degrade_cmd)
 cli.add_command(status_cmd)
+cli.add_command(run_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import SrprepError
+from ..io.images import write_image
+from ..ops.diagram import draw_dag
+from ..pipeline import PipelineError, graph_text, load_pipeline, run_pipeline
+
+
+@click.command("run")
+@click.argument("pipeline", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--until", metavar="STEP", help="Run only STEP and the steps it needs.")
+@click.option("--only", metavar="STEP", help="Run just STEP (the steps it needs must be up to date).")
+@click.option("--force", "force", multiple=True, metavar="STEP",
+              help="Redo STEP even if up to date (with its command's --force); its downstream steps rerun too.")
+@click.option("--set", "overrides", multiple=True, metavar="STEP.OPTION=VALUE",
+              help="Override a step's option for this run (VALUE is read as YAML). Repeatable.")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where step outputs go (default: the pipeline's workdir).")
+@click.option("--dry-run", is_flag=True, help="Show which steps would run and why; run nothing.")
+@click.option("--graph", is_flag=True, help="Print the steps and their dependencies; run nothing.")
+@click.option("--graph-png", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also draw the pipeline as a PNG.")
+@click.pass_context
+def run_cmd(ctx: click.Context, pipeline: Path, until, only, force, overrides, workdir, dry_run, graph,
+            graph_png) -> None:
+    """Run a pipeline: a chain of srprep steps in one YAML file, cached step by step.
+
+    An up-to-date step is skipped (and said so); a changed option reruns that step and every step
+    downstream of it, nothing else; a killed pipeline resumes where it stopped. See pipelines/*.yaml.
+
+    \b
+    Examples:
+      srprep run pipelines/quickstart.yaml
+      srprep run pipelines/quickstart.yaml --dry-run --set downsample.scale=[3]
+      srprep run pipelines/div2k_eco_x2.yaml --until pack --graph-png graph.png
+    """
+    app = ctx.obj
+    scheduler = ctx.find_root().params.get("scheduler")
+    pipe = load_pipeline(pipeline, workdir=workdir, overrides=list(overrides), scheduler=scheduler)
+    if graph or graph_png:
+        click.echo(graph_text(pipe))
+        if graph_png:
+            edges = [(n, s.name) for s in pipe.steps.values() for n in s.needs]
+            write_image(graph_png, draw_dag(list(pipe.steps), edges,
+                                            labels={s.name: s.command for s in pipe.steps.values()}))
+            click.echo(f"graph -> {graph_png}")
+        if graph:
+            return
+
+    root = ctx.find_root().command
+    prefix = (["-q"] if app.quiet else []) + (["-v"] if app.verbose else [])
+    if pipe.scheduler:
+        prefix += ["--scheduler", pipe.scheduler]
+
+    def invoke(argv: list[str]) -> None:
+        if not app.quiet:
+            click.echo(f"$ srprep {' '.join(argv)}")
+        try:
+            root.main(args=prefix + argv, prog_name="srprep", standalone_mode=False)
+        except SrprepError as exc:
+            raise PipelineError(f"step {argv[0]!r} failed: {exc}") from exc
+
+    def report(outcome) -> None:
+        if outcome.status == "ran":
+            click.echo(f"[{outcome.name}] done in {outcome.elapsed:.1f} s ({outcome.reason})")
+        else:
+            click.echo(f"[{outcome.name}] {outcome.status} ({outcome.reason})")
+
+    outcomes = run_pipeline(pipe, invoke, until=until, only=only, force=list(force), dry_run=dry_run,
+                            on_step=report)
+    ran = sum(o.status == "ran" for o in outcomes)
+    skipped = sum(o.status == "up to date" for o in outcomes)
+    would = sum(o.status == "would run" for o in outcomes)
+    verb = f"{would} would run" if dry_run else f"{ran} ran"
+    click.echo(f"{pipe.name}: {verb}, {skipped} up to date ({sum(o.elapsed for o in outcomes):.1f} s) "
+               f"-> {pipe.workdir}")

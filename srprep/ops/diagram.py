@@ -1,0 +1,45 @@
+"""A small layered drawing of a directed acyclic graph (pipeline steps), as a uint8 RGB image."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def draw_dag(nodes: list[str], edges: list[tuple[str, str]], *, labels: dict[str, str] | None = None,
+             box_w: int = 220, box_h: int = 46, gap_x: int = 60, gap_y: int = 40) -> np.ndarray:
+    """Draw ``nodes`` in layers (a node one layer below the deepest node it depends on) with arrows.
+
+    Args:
+        nodes: node names in a topological order.
+        edges: (from, to) pairs: ``to`` depends on ``from``.
+        labels: an optional second line per node (e.g. the command).
+    Returns:
+        (H, W, 3) uint8 RGB image, white background.
+    """
+    labels = labels or {}
+    depth: dict[str, int] = {}
+    for n in nodes:
+        depth[n] = 1 + max((depth[a] for a, b in edges if b == n), default=-1)
+    layers: dict[int, list[str]] = {}
+    for n in nodes:
+        layers.setdefault(depth[n], []).append(n)
+    width = max(len(v) for v in layers.values()) * (box_w + gap_x) + gap_x
+    height = len(layers) * (box_h + gap_y) + gap_y
+    img = np.full((height, width, 3), 255, np.uint8)
+    pos = {}
+    for d, row in layers.items():
+        x0 = (width - (len(row) * (box_w + gap_x) - gap_x)) // 2
+        for i, n in enumerate(row):
+            pos[n] = (x0 + i * (box_w + gap_x), gap_y + d * (box_h + gap_y))
+    for a, b in edges:
+        (xa, ya), (xb, yb) = pos[a], pos[b]
+        cv2.arrowedLine(img, (xa + box_w // 2, ya + box_h), (xb + box_w // 2, yb), (90, 90, 90), 2,
+                        cv2.LINE_AA, tipLength=0.15)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    for n, (x, y) in pos.items():
+        cv2.rectangle(img, (x, y), (x + box_w, y + box_h), (225, 235, 250), -1)
+        cv2.rectangle(img, (x, y), (x + box_w, y + box_h), (40, 70, 140), 2)
+        cv2.putText(img, n[:24], (x + 8, y + 19), font, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+        if n in labels:
+            cv2.putText(img, labels[n][:30], (x + 8, y + 38), font, 0.45, (70, 70, 70), 1, cv2.LINE_AA)
+    return img

@@ -1,0 +1,168 @@
+"""Pipelines: step caching, downstream reruns, resume, bad files; a real local Dask cluster."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from srprep.cli import main
+from srprep.pipeline import PipelineError, load_pipeline
+
+REPO = Path(__file__).resolve().parents[1]
+
+CHAIN = {
+    "name": "chain",
+    "vars": {"images": "{srprep_samples}/set5"},
+    "steps": {
+        "lr": {"command": "downsample", "args": ["{images}", "{out}"], "options": {"scale": [2], "jobs": 1}},
+        "crop": {"command": "modcrop", "args": ["{lr}/X2", "{out}"], "options": {"scale": 4, "jobs": 1}},
+        "lr2": {"command": "downsample", "args": ["{crop}", "{out}"],
+                "options": {"scale": [2], "hr": False, "jobs": 1}},
+    },
+}
+
+
+def write(tmp_path, spec, name="p.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def run(capsys, *args):
+    code = main(["run", *map(str, args)])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    return {m.group(1): m.group(2) for m in re.finditer(r"^\[(\w+)\] (done|up to date)", out.out, re.M)}
+
+
+def test_steps_are_cached_and_a_change_reruns_exactly_the_downstream(tmp_path, capsys):
+    p = write(tmp_path, CHAIN)
+    wd = tmp_path / "wd"
+    t0 = time.perf_counter()
+    assert run(capsys, p, "--workdir", wd) == {"lr": "done", "crop": "done", "lr2": "done"}
+    first = time.perf_counter() - t0
+    assert len(list((wd / "lr2/X2").glob("*.png"))) == 5
+    t0 = time.perf_counter()
+    assert run(capsys, p, "--workdir", wd) == {"lr": "up to date", "crop": "up to date", "lr2": "up to date"}
+    assert time.perf_counter() - t0 < 0.1 * first
+    assert run(capsys, p, "--workdir", wd, "--set", "crop.scale=2") == {
+        "lr": "up to date", "crop": "done", "lr2": "done"}
+    assert run(capsys, p, "--workdir", wd, "--set", "lr2.scale=[4]", "--set", "crop.scale=2") == {
+        "lr": "up to date", "crop": "up to date", "lr2": "done"}
+
+
+def test_dry_run_until_only_and_force(tmp_path, capsys):
+    p = write(tmp_path, CHAIN)
+    wd = tmp_path / "wd"
+    assert main(["run", str(p), "--workdir", str(wd), "--dry-run"]) == 0
+    assert "3 would run" in capsys.readouterr().out and not wd.exists()
+    assert run(capsys, p, "--workdir", wd, "--until", "crop") == {"lr": "done", "crop": "done"}
+    assert not (wd / "lr2").exists()
+    assert main(["run", str(p), "--workdir", str(wd), "--only", "lr2"]) == 0
+    capsys.readouterr()
+    assert run(capsys, p, "--workdir", wd, "--force", "crop") == {"lr": "up to date", "crop": "done", "lr2": "done"}
+
+
+def test_a_failed_step_resumes_from_there(tmp_path, capsys):
+    spec = yaml.safe_load(yaml.safe_dump(CHAIN))
+    spec["steps"]["crop"]["args"][0] = "{lr}/X3"  # does not exist: the step fails
+    p = write(tmp_path, spec)
+    wd = tmp_path / "wd"
+    assert main(["run", str(p), "--workdir", str(wd)]) != 0
+    err = capsys.readouterr().err
+    assert "X3" in err
+    spec["steps"]["crop"]["args"][0] = "{lr}/X2"
+    write(tmp_path, spec)
+    assert run(capsys, p, "--workdir", wd) == {"lr": "up to date", "crop": "done", "lr2": "done"}
+
+
+def test_killed_pipeline_resumes(tmp_path, capsys):
+    spec = yaml.safe_load(yaml.safe_dump(CHAIN))
+    spec["vars"]["images"] = "{srprep_samples}/kodak"
+    p = write(tmp_path, spec)
+    wd = tmp_path / "wd"
+    proc = subprocess.Popen([sys.executable, "-m", "srprep", "-q", "run", str(p), "--workdir", str(wd)],
+                            cwd=REPO, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((wd / "crop").glob("*.png")):
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    steps = run(capsys, p, "--workdir", wd)
+    assert steps["lr"] == "up to date" and steps["crop"] == "done" and steps["lr2"] == "done"
+    assert len(list((wd / "lr2/X2").glob("*.png"))) == 8
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s["steps"]["lr"]["args"].append("{lr2}"), "steps form a cycle: crop -> lr -> lr2 -> crop"),
+    (lambda s: s["steps"]["crop"]["args"].append("{nowhere}"), "unknown step or variable {nowhere}"),
+    (lambda s: s["steps"]["crop"].update(bogus=1), "unknown keys ['bogus']"),
+    (lambda s: s["steps"]["crop"].pop("command"), "needs a 'command'"),
+])
+def test_bad_pipelines_are_refused(tmp_path, change, message):
+    spec = yaml.safe_load(yaml.safe_dump(CHAIN))
+    change(spec)
+    with pytest.raises(PipelineError) as info:
+        load_pipeline(write(tmp_path, spec))
+    assert message in str(info.value)
+
+
+def test_graph_text_and_png(tmp_path, capsys):
+    p = write(tmp_path, CHAIN)
+    assert main(["run", str(p), "--graph", "--graph-png", str(tmp_path / "g.png")]) == 0
+    out = capsys.readouterr().out
+    assert "crop [modcrop] <- lr" in out and "lr2 [downsample] <- crop" in out
+    from srprep.io.images import read_image
+    assert read_image(tmp_path / "g.png").shape[0] > 100
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    """A real scheduler and two single-threaded workers on loopback, torn down after the test."""
+    pytest.importorskip("distributed")
+    bindir = Path(sys.executable).parent
+    sched_file = tmp_path / "scheduler.json"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen([str(bindir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
+                               "--no-dashboard", "--scheduler-file", str(sched_file)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.time() + 60
+        while not sched_file.exists() and time.time() < deadline:
+            time.sleep(0.1)
+        address = yaml.safe_load(sched_file.read_text())["address"]
+        for _ in range(2):
+            procs.append(subprocess.Popen([str(bindir / "dask"), "worker", address, "--nworkers", "1",
+                                           "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"],
+                                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        from distributed import Client
+        with Client(address, timeout=30) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _tree_bytes(root: Path) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and ".srprep" not in p.parts}
+
+
+def test_data_steps_on_a_local_dask_cluster_match_the_local_run(dask_cluster, tmp_path, samples, capsys):
+    src = samples / "kodak"
+    assert main(["-q", "downsample", str(src), str(tmp_path / "local"), "-s", "2", "-s", "3"]) == 0
+    assert main(["-q", "--scheduler", dask_cluster, "downsample", str(src), str(tmp_path / "dask"),
+                 "-s", "2", "-s", "3"]) == 0
+    local, remote = _tree_bytes(tmp_path / "local"), _tree_bytes(tmp_path / "dask")
+    assert len(local) == 24 and local == remote
