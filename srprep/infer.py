@@ -2,7 +2,7 @@
 
 Images are numpy (H, W, 3) RGB, uint8 (or float in [0, 1]); networks take float NCHW in [0, 1]
 (see :mod:`srprep.models`). Results are float32 (H*s, W*s, 3) in [0, 1], clamped but *not* rounded,
-or uint8 (``output="uint8"``: ``round(255 * y)``, the quantisation PSNR/SSIM are reported on).
+or uint8 (``output="uint8"``: ``round(255 * y)`` half away from zero, the quantisation PSNR/SSIM are reported on).
 
 Tiling: the LR image is cut into ``tile`` x ``tile`` windows that overlap by ``overlap`` pixels; from each
 window's output only the centre part is kept, the seams lying in the middle of each overlap. Every output
@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from srprep.errors import SrprepError
+from srprep.ops.imresize import to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -138,11 +139,13 @@ def _to_tensor(img: np.ndarray) -> torch.Tensor:
 
 
 def _to_numpy(y: torch.Tensor, output: str) -> np.ndarray:
-    """(3, H, W) float tensor -> (H, W, 3) float32 in [0, 1] or uint8."""
-    y = y.clamp(0.0, 1.0)
-    if output == "uint8":
-        y = y.mul(255.0).round().to(torch.uint8)
-    return np.ascontiguousarray(y.permute(1, 2, 0).numpy())
+    """(3, H, W) float tensor -> (H, W, 3) float32 in [0, 1] or uint8.
+
+    uint8 is MATLAB's im2uint8 (x 255 in float64, rounded half away from zero), the same rule every srprep
+    step uses, so ``upscale``, ``eval`` and ``centroids`` agree on every pixel, ties included.
+    """
+    y = np.ascontiguousarray(y.clamp(0.0, 1.0).permute(1, 2, 0).numpy())
+    return to_uint8(y.astype(np.float64)) if output == "uint8" else y
 
 
 # --- the inference engine -------------------------------------------------------------------------------------

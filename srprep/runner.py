@@ -267,6 +267,18 @@ def _remove_outputs(output: Path, rels: Iterable[str]) -> None:
             p.unlink(missing_ok=True)
 
 
+def _remove_torn_files(output: Path) -> None:
+    """Delete the temporary files a killed run left in the step's directory (``.NAME.<random>.tmp``).
+
+    Atomic writes go through hidden ``*.tmp`` names in the target folder; only the rename makes a file
+    real, so anything still under such a name is the torn remainder of an interrupted write.
+    """
+    for folder in [output, *(p for p in output.iterdir() if p.is_dir() and not p.name.startswith("."))]:
+        for p in folder.glob(".*.tmp"):
+            if p.is_file():
+                p.unlink(missing_ok=True)
+
+
 @dataclass
 class _Failure:
     key: str
@@ -391,6 +403,7 @@ def run_step(
     # From here on the output changes: first make sure it can never look complete while it does.
     (Path(state) / MANIFEST).unlink(missing_ok=True)
     output.mkdir(parents=True, exist_ok=True)
+    _remove_torn_files(output)
     if fresh:
         _remove_outputs(output, done_outputs)
         ledger.reset(p_fp)

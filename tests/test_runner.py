@@ -175,3 +175,13 @@ def test_run_killed_half_way_resumes_with_every_item_once(tmp_path):
 def test_find_step_outputs(tmp_path):
     run(tmp_path, {"a": 1})
     assert find_step_outputs(tmp_path) == [tmp_path / "out" / ".srprep"]
+
+
+def test_torn_temporary_files_are_cleaned_up_on_the_next_run(tmp_path):
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    (out / ".a.png.3f2a.tmp").write_bytes(b"half")
+    (out / "sub" / ".b.png.77aa.tmp").write_bytes(b"half")
+    (out / "keep.tmp").write_bytes(b"not ours: not hidden")
+    run(tmp_path, {"a": 1})
+    assert not list(out.rglob(".*.tmp")) and (out / "keep.tmp").exists()

@@ -24,6 +24,21 @@ from .status import status_cmd
 log = logging.getLogger("srprep")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record (it may be replaced, e.g. by tests)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="srprep")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging, and full tracebacks on errors.")
@@ -44,8 +59,9 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool, scheduler: str | None) -
       srprep status HR_mod4/
     """
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s",
-                        stream=sys.stderr, force=True)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     ctx.obj = Context(verbose=verbose, quiet=quiet)
     if scheduler and ctx.invoked_subcommand != "run":  # a pipeline passes it on to each of its steps
         from ..cluster import use_dask

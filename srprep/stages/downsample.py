@@ -141,7 +141,8 @@ def downsample(src: str | Path, dst: str | Path, scales: list[float], *, opts: D
         raise OptionError(f"scale given twice: {scales}")
     if not scales:
         raise OptionError("at least one --scale is needed")
-    dst = Path(dst)
+    # Absolute: worker processes are reused across calls and keep their own working directory.
+    dst = Path(dst).resolve()
     store = FolderStore(src, naming="same")
     items = [Item(k, store.item_fingerprint(k), (k, str(store.path(k)))) for k in store.keys()]
     src_id = {"src": str(Path(src).resolve())}

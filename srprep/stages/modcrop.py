@@ -39,6 +39,7 @@ def modcrop(src: str | Path, dst: str | Path, scale: int, *, jobs: int | None = 
     if int(scale) != scale or scale < 1:
         raise ValueError(f"scale must be a positive integer, not {scale!r}")
     scale = int(scale)
+    dst = Path(dst).resolve()  # worker processes are reused and keep their own working directory
     store = FolderStore(src, naming="same")
     writer = FolderWriter(dst)
     items = [Item(k, store.item_fingerprint(k), (k, str(store.path(k)), writer.name(k))) for k in store.keys()]
