@@ -15,11 +15,20 @@ import click
 from .. import __version__
 from ..errors import SrprepError
 from .common import Context
+from .centroids import centroids_cmd
+from .crop import crop_cmd
+from .enlarge import enlarge_cmd
 from .degrade import degrade_cmd
+from .eval import eval_cmd
+from .inspect import inspect_cmd
 from .downsample import downsample_cmd
 from .modcrop import modcrop_cmd
+from .pack import pack_cmd
+from .pairs import pairs_group
 from .run import run_cmd
 from .status import status_cmd
+from .upscale import upscale_cmd
+from .wash import wash_cmd
 
 log = logging.getLogger("srprep")
 
@@ -71,9 +80,18 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool, scheduler: str | None) -
 
 cli.add_command(modcrop_cmd)
 cli.add_command(downsample_cmd)
+cli.add_command(crop_cmd)
 cli.add_command(degrade_cmd)
+cli.add_command(pack_cmd)
+cli.add_command(inspect_cmd)
 cli.add_command(status_cmd)
 cli.add_command(run_cmd)
+cli.add_command(upscale_cmd)
+cli.add_command(eval_cmd)
+cli.add_command(centroids_cmd)
+cli.add_command(wash_cmd)
+cli.add_command(enlarge_cmd)
+cli.add_command(pairs_group)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -165,6 +165,21 @@ class FolderWriter:
         pass
 
 
+def holds_items(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder that :func:`open_store` reads as a field of a dataset.
+
+    True for an LMDB store (``data.mdb``), a view (``view.json``), or a folder with at least one image or
+    ``.npy`` file (hidden names ignored).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    if (path / "data.mdb").is_file() or (path / "view.json").is_file():
+        return True
+    return any(p.suffix.lower() in (*images.IMAGE_EXTENSIONS, ARRAY_EXTENSION) for p in path.iterdir()
+               if p.is_file() and not p.name.startswith("."))
+
+
 def open_store(path: str | os.PathLike, *, scale: float | None = None, naming: str = "auto",
                **read_options) -> Store:
     """Open a store by looking at what ``path`` is.
@@ -172,6 +187,7 @@ def open_store(path: str | os.PathLike, *, scale: float | None = None, naming: s
     * a folder with ``data.mdb``: an LMDB store (:class:`~srprep.io.lmdb_store.LmdbStore`);
     * an ``.h5``/``.hdf5`` file (``field=`` picks the group), or ``FILE.h5/FIELD``: one field of an HDF5
       store (:class:`~srprep.io.hdf5_store.Hdf5Store`);
+    * a folder with ``view.json``: a view of chosen keys of other stores (:class:`~srprep.io.view.ViewStore`);
     * any other folder: a folder of images (:class:`FolderStore`; ``scale`` and ``naming`` apply here only).
     """
     path = Path(path)
@@ -181,6 +197,10 @@ def open_store(path: str | os.PathLike, *, scale: float | None = None, naming: s
         return Hdf5Store(path.parent, path.name, **read_options)
     if not path.exists():
         raise StoreError(f"{path}: no such file or folder")
+    if path.is_dir() and (path / "view.json").is_file():
+        from .view import ViewStore
+
+        return ViewStore(path, **read_options)
     if path.is_dir() and (path / "data.mdb").is_file():
         from .lmdb_store import LmdbStore
 

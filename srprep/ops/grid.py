@@ -1,4 +1,4 @@
-"""Pixel-grid helpers: cropping an image so that its size is a multiple of a scale factor."""
+"""Pixel-grid helpers: modcrop, and the one grid that HR and LR sub-images are cut on."""
 from __future__ import annotations
 
 import numpy as np
@@ -32,3 +32,25 @@ def modcrop(img: np.ndarray, s: int) -> np.ndarray:
     if h < s or w < s:
         raise ValueError(f"modcrop: image {h}x{w} is smaller than the modulus {s}")
     return img[: h - h % s, : w - w % s]
+
+
+def grid_positions(length: int, size: int, step: int, thresh: int = 0) -> list[int]:
+    """Start offsets of crops of ``size`` along an axis of ``length`` pixels (BasicSR's sub-image rule).
+
+    ``0, step, 2*step, ...`` while a crop fits, then ``length - size`` when the part left uncovered
+    after the last crop is larger than ``thresh`` pixels. Empty when ``length < size``.
+
+    Example:
+        >>> grid_positions(1356, 480, 240)
+        [0, 240, 480, 720, 876]
+        >>> grid_positions(1200, 480, 240)
+        [0, 240, 480, 720]
+    """
+    if size < 1 or step < 1 or thresh < 0:
+        raise ValueError(f"size and step must be >= 1 and thresh >= 0, not {size}, {step}, {thresh}")
+    if length < size:
+        return []
+    pos = list(range(0, length - size + 1, step))
+    if length - (pos[-1] + size) > thresh:
+        pos.append(length - size)
+    return pos

@@ -71,7 +71,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import __version__
-from ..errors import ImageError, SrprepError, StoreError
+from ..errors import OptionError as RecipeError, ImageError, StoreError
 from ..fingerprint import fingerprint
 from ..io import images
 from ..io.stores import FolderStore, FolderWriter, scale_suffix
@@ -93,12 +93,6 @@ HR_TARGETS = ("sharpened", "original")
 NAMINGS = ("div2k", "same")
 #: Copies of one image shown on the realesrgan contact sheet.
 SHEET_COPIES = 4
-
-
-class RecipeError(SrprepError, ValueError):
-    """A recipe that cannot be used: an unknown name, or a YAML file that is unreadable, malformed or holds
-    unknown or ill-typed options. The message names the file. A ValueError for library callers, a one-line
-    error (exit 1) on the command line."""
 
 
 @dataclass(frozen=True)

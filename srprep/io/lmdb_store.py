@@ -1,0 +1,560 @@
+"""LMDB stores: one LMDB environment (a folder ``NAME.lmdb/``) holds the items of one field (HR, X2, ...).
+
+Layout on disk::
+
+    NAME.lmdb/data.mdb, lock.mdb     the LMDB environment
+    NAME.lmdb/meta_info.txt          PNG encoding only, written when the store is complete, sorted by key:
+                                     ``{key}.png ({h},{w},{c}) {png_level}`` (BasicSR's format)
+
+Inside the environment:
+
+=====================  =======================================================================================
+database               content
+=====================  =======================================================================================
+main (unnamed)         ``key`` (UTF-8, no extension) -> the item. ``png``: the bytes of a PNG file as
+                       ``cv2.imencode`` writes them (BasicSR's ``imfrombytes`` decodes it as is). ``raw``: the
+                       pixels, ``(h, w, c)`` uint8 in C order, no header: reading is a memory copy, no decode.
+``.index``             ``key`` -> ``b"h,w,c<TAB>item"``: the shape of every key (what raw reading needs) and the
+                       source item (image) it was cut from.
+``.done``              ``item`` -> JSON ``{"fp": ..., "keys": [...]}``: the writer's done-records, committed in
+                       the same transaction as the item's data, so a killed writer never leaves a record
+                       without its data or data without a record.
+``.meta``              ``b"store"`` -> JSON: format, version, encoding, png_level, dtype, complete, count,
+                       params_fp, content_fp, and what the caller adds (field, scale, convention, source).
+=====================  =======================================================================================
+
+The names of the sub-databases live in the main database's key space. They start with ``.``, which no item
+key may (:func:`srprep.io.keys.check_key`), so they never collide with items, and BasicSR, which takes its
+keys from ``meta_info.txt``, never sees them. With PNG encoding the LMDB is what BasicSR's
+``create_lmdb.py`` makes, so ``PairedImageDataset`` with ``io_backend: lmdb`` reads a pair of them as is
+(the LR store uses the HR keys, as BasicSR expects).
+
+Writing: one process writes (the runner's parent); workers decode, crop and encode and hand over records.
+The map size is computed from the data the caller plans to write and grown when LMDB still reports
+``MDB_MAP_FULL`` (the batch is retried), so nothing is guessed from a first image. Records are committed in
+batches of ``batch_bytes``. The store says ``complete: true`` only after :meth:`LmdbWriter.finish`.
+
+Reading: :class:`LmdbStore` opens the environment lazily in each process (``readonly``, ``lock=False``,
+``readahead=False`` like BasicSR: random reads of a big store should not pull in neighbouring pages) and
+reopens it after a fork, so one store object can be handed to DataLoader workers. LMDBs made by BasicSR's
+scripts (no ``.meta``; keys and shapes from ``meta_info.txt``) are read too.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import lmdb
+import numpy as np
+
+from ..errors import StoreError
+from ..fingerprint import files_fingerprint, fingerprint
+from . import images
+from .keys import check_key
+
+__all__ = ["LmdbStore", "LmdbWriter", "map_size_for", "FORMAT", "META_INFO"]
+
+log = logging.getLogger(__name__)
+
+FORMAT = "srprep-lmdb"
+VERSION = 1
+META_INFO = "meta_info.txt"
+_MAX_DBS = 4
+_INDEX, _DONE, _META = b".index", b".done", b".meta"
+_META_KEY = b"store"
+_PAGE = 4096
+_MIN_MAP = 64 << 20
+
+
+def map_size_for(value_bytes: int, n_records: int) -> int:
+    """A map size that holds ``n_records`` values of ``value_bytes`` bytes in all, with B-tree overhead.
+
+    Values larger than a page go to overflow pages (whole pages each); the index and done-records add a
+    few hundred bytes per record. 25 % and 64 MiB of headroom on top; the writer still grows the map if
+    LMDB disagrees. The map is address space, not disk: the file only grows as pages are used.
+    """
+    pages = value_bytes / _PAGE + 2 * n_records  # +1 partly used page per value, +1 for index/done entries
+    return int(pages * _PAGE * 1.25) + _MIN_MAP
+
+
+def _shape_bytes(shape: Sequence[int]) -> bytes:
+    return ",".join(str(int(v)) for v in shape).encode()
+
+
+def _parse_shape(text: str) -> tuple[int, int, int]:
+    h, w, c = (int(v) for v in text.strip("() ").split(","))
+    return (h, w, c)
+
+
+def _is_lmdb(path: Path) -> bool:
+    return path.is_dir() and (path / "data.mdb").is_file()
+
+
+# py-lmdb refuses to open one environment twice in a process, so every LmdbStore of a path shares one
+# read-only handle per process: {(real path, readahead): (pid, env)}.
+_READERS: dict[tuple[str, bool], tuple[int, Any]] = {}
+
+
+def _reader_env(path: Path, readahead: bool):
+    key = (os.path.realpath(path), readahead)
+    entry = _READERS.get(key)
+    if entry is None or entry[0] != os.getpid():
+        # After a fork the parent's handle must not be used (LMDB forbids it); the child opens its own.
+        _release(path)
+        env = lmdb.open(str(path), readonly=True, lock=False, readahead=readahead, max_dbs=_MAX_DBS, subdir=True)
+        _READERS[key] = entry = (os.getpid(), env)
+    return entry[1]
+
+
+def _release(path: Path) -> None:
+    """Close this process's read-only handles of ``path`` (before a writer opens it, on close(), after a fork).
+
+    A handle inherited through fork is closed too: py-lmdb refuses to open files that are open in the
+    process, and it counts inherited handles. Closing one is safe because srprep's read handles are
+    read-only and lock-free (no reader table to disturb): it unmaps only the child's copy of the map.
+    """
+    real = os.path.realpath(path)
+    for key in [k for k in _READERS if k[0] == real]:
+        _, env = _READERS.pop(key)
+        env.close()
+
+
+class LmdbStore:
+    """Read access to an LMDB store (srprep's, or one made by BasicSR's scripts).
+
+    Args:
+        path: the ``NAME.lmdb`` folder.
+        readahead: let the OS read ahead (faster from a cold disk for sequential scans; BasicSR and srprep
+            default to False for random access).
+        allow_incomplete: open a store whose writer has not finished (for inspection); by default that is
+            a :class:`~srprep.errors.StoreError`.
+
+    ``read(key)`` returns ``(h, w, 3)`` uint8 RGB (a new, writable array); ``read_region`` reads a window
+    without copying the rest of a raw item. Safe to pickle and to use after ``fork``: each process opens
+    its own environment on first use.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, readahead: bool = False, allow_incomplete: bool = False):
+        self.path = Path(path)
+        self.readahead = readahead
+        if not _is_lmdb(self.path):
+            raise StoreError(f"{self.path}: not an LMDB store (no data.mdb)")
+        self._env_obj = None
+        self._dbs: dict[bytes, Any] = {}
+        self._index: dict[str, tuple[int, int, int]] | None = None
+        self._done: dict[str, str] | None = None
+        was_open = (os.path.realpath(self.path), readahead) in _READERS
+        self.meta = self._read_meta()
+        self.foreign = self.meta is None
+        if self.foreign:
+            self.meta = {"format": "basicsr", "encoding": "png", "dtype": "uint8", "complete": True}
+        elif not self.meta.get("complete") and not allow_incomplete:
+            raise StoreError(f"{self.path}: incomplete LMDB store (its writer was interrupted); run the same "
+                             f"srprep command again to finish it")
+        self.encoding = self.meta.get("encoding", "png")
+        if not was_open:
+            self.close()  # opened again on first use, in whichever process that is
+
+    # ------------------------------------------------------------------ environment, per process
+
+    def _env(self):
+        env = _reader_env(self.path, self.readahead)
+        if env is not self._env_obj:
+            self._env_obj, self._dbs = env, {}  # a new handle (first use, fork, or a close): reopen databases
+        return env
+
+    def _db(self, name: bytes):
+        env = self._env()
+        if name not in self._dbs:
+            try:
+                self._dbs[name] = env.open_db(name, create=False)
+            except lmdb.NotFoundError:
+                self._dbs[name] = None
+        return self._dbs[name]
+
+    def _read_meta(self) -> dict | None:
+        try:
+            db = self._db(_META)
+            if db is None:
+                return None
+            with self._env().begin(db=db) as txn:
+                raw = txn.get(_META_KEY)
+        except lmdb.Error as exc:
+            raise StoreError(f"{self.path}: unreadable LMDB ({exc})") from exc
+        return json.loads(raw) if raw is not None else None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.update(_env_obj=None, _dbs={}, _index=None, _done=None)
+        return state
+
+    def close(self) -> None:
+        """Close this process's handle of the store (it is reopened on the next read)."""
+        _release(self.path)
+        self._env_obj, self._dbs = None, {}
+
+    def __repr__(self) -> str:
+        return f"LmdbStore({str(self.path)!r}, {self.encoding})"
+
+    # ------------------------------------------------------------------ index
+
+    def _load_index(self) -> dict[str, tuple[int, int, int]]:
+        if self._index is not None:
+            return self._index
+        index: dict[str, tuple[int, int, int]] = {}
+        db = self._db(_INDEX)
+        if db is not None:
+            with self._env().begin(db=db) as txn:
+                for k, v in txn.cursor():
+                    index[bytes(k).decode()] = _parse_shape(bytes(v).decode().split("\t", 1)[0])
+        elif (self.path / META_INFO).is_file():
+            # A BasicSR store: "{name}.png ({h},{w},{c}) {level}" per line; the key is the name without extension.
+            for n, line in enumerate((self.path / META_INFO).read_text().splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    name, shape = line.split()[:2]
+                    index[os.path.splitext(name)[0]] = _parse_shape(shape)
+                except ValueError:
+                    raise StoreError(f"{self.path / META_INFO}:{n}: cannot parse {line!r}") from None
+        else:
+            with self._env().begin() as txn:
+                for k in txn.cursor().iternext(keys=True, values=False):
+                    k = bytes(k).decode()
+                    if not k.startswith("."):
+                        index[k] = None  # shape known only by decoding
+        self._index = index
+        return index
+
+    def keys(self) -> list[str]:
+        """Every key, sorted (LMDB's order, or meta_info.txt's for a BasicSR store)."""
+        return list(self._load_index())
+
+    def __len__(self) -> int:
+        return len(self._load_index())
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._load_index()
+
+    def shape(self, key: str) -> tuple[int, int, int]:
+        """``(h, w, c)`` from the index, without reading pixels."""
+        index = self._load_index()
+        if key not in index:
+            raise StoreError(f"{self.path}: no item {key!r}")
+        if index[key] is None:
+            index[key] = tuple(self.read(key).shape)
+        return index[key]
+
+    # ------------------------------------------------------------------ pixels
+
+    def _get(self, txn, key: str):
+        buf = txn.get(key.encode())
+        if buf is None:
+            raise StoreError(f"{self.path}: no item {key!r}")
+        return buf
+
+    def _raw_view(self, buf, key: str) -> np.ndarray:
+        shape = self.shape(key)
+        arr = np.frombuffer(buf, dtype=np.uint8)
+        if arr.size != shape[0] * shape[1] * shape[2]:
+            raise StoreError(f"{self.path}: item {key!r} holds {arr.size} bytes, its shape {shape} needs "
+                             f"{shape[0] * shape[1] * shape[2]}")
+        return arr.reshape(shape)
+
+    def read(self, key: str) -> np.ndarray:
+        """The item as ``(h, w, 3)`` uint8 RGB."""
+        # buffers=True: the value is a view into the map, valid only inside the transaction; it is
+        # copied (raw) or decoded (png) there, so each read costs one copy, not two.
+        with self._env().begin(buffers=True) as txn:
+            buf = self._get(txn, key)
+            if self.encoding == "raw":
+                return self._raw_view(buf, key).copy()
+            return images.decode_image(buf, f"{self.path.name}:{key}")
+
+    def read_region(self, key: str, top: int, left: int, height: int, width: int) -> np.ndarray:
+        """``read(key)[top:top+height, left:left+width]``; a raw store copies only that window."""
+        with self._env().begin(buffers=True) as txn:
+            buf = self._get(txn, key)
+            if self.encoding == "raw":
+                return self._raw_view(buf, key)[top:top + height, left:left + width].copy()
+            return images.decode_image(buf, f"{self.path.name}:{key}")[top:top + height, left:left + width].copy()
+
+    def read_bytes(self, key: str) -> bytes:
+        """The stored value as it is (PNG file bytes, or raw pixels)."""
+        with self._env().begin() as txn:
+            return bytes(self._get(txn, key))
+
+    # ------------------------------------------------------------------ fingerprints
+
+    def _load_done(self) -> dict[str, str]:
+        if self._done is None:
+            done: dict[str, str] = {}
+            db = self._db(_DONE)
+            if db is not None:
+                with self._env().begin(db=db) as txn:
+                    for k, v in txn.cursor():
+                        done[bytes(k).decode()] = json.loads(bytes(v))["fp"]
+            self._done = done
+        return self._done
+
+    def fingerprint(self) -> str:
+        if self.foreign:
+            files = [self.path / "data.mdb"] + ([self.path / META_INFO] if (self.path / META_INFO).exists() else [])
+            return files_fingerprint(files)
+        return fingerprint(["lmdb", self.meta.get("params_fp"), self.meta.get("content_fp")])
+
+    def item_fingerprint(self, key: str) -> str:
+        if self.foreign:
+            return fingerprint([self.fingerprint(), key])
+        db = self._db(_INDEX)
+        with self._env().begin(db=db) as txn:
+            v = txn.get(key.encode())
+        if v is None:
+            raise StoreError(f"{self.path}: no item {key!r}")
+        item = bytes(v).decode().split("\t", 1)[1]
+        return fingerprint(["lmdb", self.meta.get("params_fp"), self.encoding, key, item,
+                            self._load_done().get(item)])
+
+
+class LmdbWriter:
+    """Writes one LMDB store, resumably: data and done-records go into the same committed transaction.
+
+    Use it directly (``write(key, img)`` for each item, then :meth:`finish` and :meth:`close`), or as the
+    storage behind a step's ledger (``load``/``reset``/``begin``/``add``/``forget``/``flush``/``finish``),
+    where each *item* (a source image) brings several records (its sub-images).
+
+    Args:
+        path: the ``NAME.lmdb`` folder (created by :meth:`begin`).
+        encoding: ``"raw"`` (uint8 pixels, no decode when training) or ``"png"`` (BasicSR-compatible).
+        png_level: zlib level of PNG records, also written to ``meta_info.txt``.
+        map_size: initial map size in bytes (see :func:`map_size_for`); grown when full.
+        batch_bytes: records are committed when this many bytes are pending (and at :meth:`flush`).
+        info: JSON-serialisable facts kept in the store's metadata (field, scale, convention, source).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, encoding: str = "raw", png_level: int = 1,
+                 map_size: int | None = None, batch_bytes: int = 256 << 20, info: dict | None = None):
+        if encoding not in ("raw", "png"):
+            raise ValueError(f"encoding must be raw or png, not {encoding!r}")
+        self.path = Path(path)
+        self.encoding, self.png_level = encoding, int(png_level)
+        self.map_size = int(map_size) if map_size else 1 << 30
+        self.batch_bytes = int(batch_bytes)
+        self.info = dict(info or {})
+        self._env = None
+        self._dbs: dict[bytes, Any] = {}
+        self._meta: dict = {}
+        self._pending: list[tuple[str, str, list]] = []
+        self.pending_bytes = 0
+
+    def __repr__(self) -> str:
+        return f"LmdbWriter({str(self.path)!r}, {self.encoding})"
+
+    # ------------------------------------------------------------------ opening
+
+    def _peek(self):
+        """This writer's environment if open, else a short-lived read-only one (the caller closes it)."""
+        if self._env is not None:
+            return self._env, False
+        _release(self.path)
+        return lmdb.open(str(self.path), readonly=True, lock=False, max_dbs=_MAX_DBS), True
+
+    def _check_ours(self) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise StoreError(f"{self.path}: exists and is not an LMDB folder; remove it or choose another destination")
+        if _is_lmdb(self.path):
+            env, temporary = self._peek()
+            try:
+                try:
+                    env.open_db(_META, create=False)
+                except lmdb.NotFoundError:
+                    raise StoreError(f"{self.path}: an LMDB that srprep did not write; remove it or choose "
+                                     f"another destination (srprep never overwrites it)") from None
+            finally:
+                if temporary:
+                    env.close()
+
+    def _open(self):
+        if self._env is None:
+            _release(self.path)
+            self.path.mkdir(parents=True, exist_ok=True)
+            used = (self.path / "data.mdb").stat().st_size if (self.path / "data.mdb").exists() else 0
+            self._env = lmdb.open(str(self.path), map_size=max(self.map_size, used + self.map_size // 4),
+                                  max_dbs=_MAX_DBS, subdir=True, readahead=False)
+            self._dbs = {name: self._env.open_db(name, create=True) for name in (_INDEX, _DONE, _META)}
+            with self._env.begin() as txn:
+                raw = txn.get(_META_KEY, db=self._dbs[_META])
+            self._meta = json.loads(raw) if raw else {}
+        return self._env
+
+    def _put_meta(self, **updates) -> None:
+        self._open()
+        self._meta.update(updates)
+        data = json.dumps(self._meta, sort_keys=True).encode()
+        self._retry_full(lambda txn: txn.put(_META_KEY, data, db=self._dbs[_META]), len(data))
+
+    # ------------------------------------------------------------------ ledger side
+
+    def load(self) -> tuple[str | None, dict[str, tuple[str, list[str]]]]:
+        """(params fingerprint the store was written under or None, {item: (fingerprint, keys)}). Read-only."""
+        self._check_ours()
+        if not _is_lmdb(self.path):
+            return None, {}
+        env, temporary = self._peek()
+        try:
+            meta_db, done_db = env.open_db(_META, create=False), env.open_db(_DONE, create=False)
+            with env.begin() as txn:
+                raw = txn.get(_META_KEY, db=meta_db)
+                meta = json.loads(raw) if raw else {}
+                done = {}
+                for k, v in txn.cursor(db=done_db):
+                    rec = json.loads(bytes(v))
+                    done[bytes(k).decode()] = (rec["fp"], rec["keys"])
+        finally:
+            if temporary:
+                env.close()
+        return meta.get("params_fp"), done
+
+    def reset(self) -> None:
+        """Delete the store (LMDB files never shrink, so starting over means a new environment)."""
+        self.close()
+        self._check_ours()
+        if self.path.exists():
+            shutil.rmtree(self.path)
+
+    def begin(self, params_fp: str | None = None) -> None:
+        """Open (creating if needed) and mark the store incomplete under these parameters."""
+        self._check_ours()
+        self._open()
+        (self.path / META_INFO).unlink(missing_ok=True)  # a BasicSR reader must not take a half store for whole
+        self._put_meta(format=FORMAT, version=VERSION, encoding=self.encoding, dtype="uint8",
+                       png_level=self.png_level if self.encoding == "png" else None,
+                       params_fp=params_fp, complete=False, **self.info)
+
+    def add(self, item: str, item_fp: str, records: Iterable[tuple[str, Any, Sequence[int]]], *,
+            autoflush: bool = True) -> None:
+        """Queue an item's records ``(key, value, shape)``; value: PNG bytes, or uint8 pixels (raw).
+
+        With ``autoflush`` the queue is committed once ``batch_bytes`` are pending; without, the caller
+        calls :meth:`flush` (to commit several stores at the same points)."""
+        records = list(records)
+        for key, value, shape in records:
+            check_key(key)
+            if len(shape) != 3:
+                raise ValueError(f"{key}: shape must be (h, w, c), not {shape}")
+        self._pending.append((item, item_fp, records))
+        self.pending_bytes += sum(memoryview(v).nbytes for _, v, _ in records)
+        if autoflush and self.pending_bytes >= self.batch_bytes:
+            self.flush()
+
+    def write(self, key: str, img: np.ndarray) -> str:
+        """Store one image under ``key`` (its own item); returns the key."""
+        if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3:
+            raise TypeError(f"{key}: expected an (h, w, c) uint8 array")
+        if not self._meta:
+            self.begin(self._meta.get("params_fp"))
+        value = images.encode_image(img, ".png", png_level=self.png_level) if self.encoding == "png" \
+            else np.ascontiguousarray(img)
+        self.add(key, "", [(key, value, img.shape)])
+        return key
+
+    def _retry_full(self, body, nbytes: int) -> None:
+        """Run ``body(txn)`` in one write transaction; on MDB_MAP_FULL grow the map and run it again."""
+        env = self._open()
+        while True:
+            try:
+                with env.begin(write=True) as txn:  # commits on leaving, aborts on an exception
+                    body(txn)
+                return
+            except lmdb.MapFullError:
+                old = env.info()["map_size"]
+                new = max(2 * old, old + 2 * nbytes + _MIN_MAP)
+                log.info("%s: map full at %.1f GiB, growing to %.1f GiB", self.path, old / 2**30, new / 2**30)
+                env.set_mapsize(new)
+
+    def flush(self) -> None:
+        """Commit every queued item with its done-record in one transaction."""
+        if not self._pending:
+            return
+        batch, nbytes = self._pending, self.pending_bytes
+        main, index, done = None, self._dbs[_INDEX], self._dbs[_DONE]
+        self._open()
+
+        def body(txn):
+            for item, item_fp, records in batch:
+                ib = item.encode()
+                keys = [k for k, _, _ in records]
+                old = txn.get(ib, db=done)
+                if old is not None:  # redone item: drop keys it no longer has
+                    for k in set(json.loads(bytes(old))["keys"]) - set(keys):
+                        txn.delete(k.encode(), db=main)
+                        txn.delete(k.encode(), db=index)
+                for key, value, shape in records:
+                    kb = key.encode()
+                    txn.put(kb, value, db=main)
+                    txn.put(kb, _shape_bytes(shape) + b"\t" + ib, db=index)
+                txn.put(ib, json.dumps({"fp": item_fp, "keys": keys}).encode(), db=done)
+
+        self._retry_full(body, nbytes)
+        log.debug("%s: committed %d items (%.1f MiB)", self.path, len(batch), nbytes / 2**20)
+        self._pending, self.pending_bytes = [], 0
+
+    def forget(self, items: Sequence[str]) -> None:
+        """Delete these items' records and done-records."""
+        if not items or not _is_lmdb(self.path):
+            return
+        self._open()
+        index, done = self._dbs[_INDEX], self._dbs[_DONE]
+
+        def body(txn):
+            for item in items:
+                old = txn.get(item.encode(), db=done)
+                if old is None:
+                    continue
+                for k in json.loads(bytes(old))["keys"]:
+                    txn.delete(k.encode())
+                    txn.delete(k.encode(), db=index)
+                txn.delete(item.encode(), db=done)
+
+        self._retry_full(body, 0)
+
+    def finish(self, **info) -> dict:
+        """Flush, write ``meta_info.txt`` (PNG), then mark the store complete. Returns its metadata."""
+        self.flush()
+        env = self._open()
+        shapes, items = [], []
+        with env.begin() as txn:
+            for k, v in txn.cursor(db=self._dbs[_INDEX]):
+                shapes.append((bytes(k).decode(), bytes(v).decode().split("\t", 1)[0]))
+            for k, v in txn.cursor(db=self._dbs[_DONE]):
+                items.append((bytes(k).decode(), json.loads(bytes(v))["fp"]))
+        if self.encoding == "png":
+            # BasicSR takes the key as the text before the first "." of a meta_info line and encodes it as
+            # ASCII: other keys are stored correctly, but BasicSR will not find them.
+            odd = [k for k, _ in shapes if "." in k or not k.isascii() or " " in k]
+            if odd:
+                log.warning("%s: %d keys contain '.', spaces or non-ASCII characters, which BasicSR cannot "
+                            "look up (e.g. %s)", self.path, len(odd), odd[:3])
+            text = "".join(f"{k}.png ({s}) {self.png_level}\n" for k, s in shapes)
+            tmp = self.path / f".{META_INFO}.tmp"
+            tmp.write_text(text)
+            os.replace(tmp, self.path / META_INFO)
+        self._put_meta(complete=True, count=len(shapes), content_fp=fingerprint(items), **info)
+        env.sync(True)
+        return dict(self._meta)
+
+    def commit(self) -> None:
+        self.flush()
+
+    def close(self) -> None:
+        """Commit what is queued and close the environment (does not mark the store complete)."""
+        if self._env is not None:
+            try:
+                self.flush()
+            finally:
+                self._env.close()
+                self._env, self._dbs = None, {}

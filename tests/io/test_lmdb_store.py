@@ -1,0 +1,205 @@
+"""LMDB stores: pixel-exact round trips (raw and PNG), BasicSR's format both ways, map growth, done-records,
+incomplete stores, and handles that survive pickling and fork."""
+import json
+import multiprocessing
+import pickle
+
+import cv2
+import lmdb
+import numpy as np
+import pytest
+
+from srprep.errors import StoreError
+from srprep.io.images import encode_image, read_image
+from srprep.io.lmdb_store import LmdbStore, LmdbWriter, map_size_for
+from srprep.io.stores import open_store
+
+
+def basicsr_read(lmdb_path):
+    """An LMDB reader written the way BasicSR reads (independently of srprep): keys and shapes from
+    meta_info.txt, values through cv2.imdecode, env opened read-only without lock or readahead.
+
+    Returns {key: (H, W, 3) uint8 BGR} and {key: (h, w, c) from meta_info} and {key: level}.
+    """
+    meta, levels = {}, {}
+    with open(f"{lmdb_path}/meta_info.txt") as fh:
+        for line in fh:
+            name, shape, level = line.split(" ")
+            key = name.split(".")[0]
+            meta[key] = tuple(int(v) for v in shape.strip("()").split(","))
+            levels[key] = int(level)
+    env = lmdb.open(str(lmdb_path), readonly=True, lock=False, readahead=False, meminit=False)
+    out = {}
+    with env.begin(write=False) as txn:
+        for key in meta:
+            buf = txn.get(key.encode("ascii"))
+            out[key] = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_COLOR)
+    env.close()
+    return out, meta, levels
+
+
+@pytest.fixture(scope="module")
+def photos(samples):
+    """Real photos of several sizes: the bundled Set5 (original sizes) and two Kodak crops."""
+    paths = sorted((samples / "set5").glob("*.png")) + sorted((samples / "kodak").glob("*.png"))[:2]
+    return {p.stem: read_image(p) for p in paths}
+
+
+def write_store(path, imgs, **kw):
+    w = LmdbWriter(path, **kw)
+    w.load()
+    w.begin("params")
+    for k, v in imgs.items():
+        w.write(k, v)
+    meta = w.finish()
+    w.close()
+    return meta
+
+
+@pytest.mark.parametrize("encoding", ["raw", "png"])
+def test_round_trip_is_pixel_exact(tmp_path, photos, encoding):
+    meta = write_store(tmp_path / "s.lmdb", photos, encoding=encoding)
+    assert meta["complete"] is True and meta["count"] == len(photos) and meta["encoding"] == encoding
+    store = LmdbStore(tmp_path / "s.lmdb")
+    assert store.keys() == sorted(photos)
+    for k, img in photos.items():
+        out = store.read(k)
+        assert out.dtype == np.uint8 and out.flags.writeable and store.shape(k) == img.shape
+        np.testing.assert_array_equal(out, img)
+        np.testing.assert_array_equal(store.read_region(k, 7, 11, 32, 48), img[7:39, 11:59])
+    assert isinstance(open_store(tmp_path / "s.lmdb"), LmdbStore)
+    with pytest.raises(StoreError, match="no item 'nope'"):
+        store.read("nope")
+
+
+def test_raw_values_are_plain_pixels_and_png_values_are_cv2_png_files(tmp_path, photos):
+    write_store(tmp_path / "raw.lmdb", photos, encoding="raw")
+    write_store(tmp_path / "png.lmdb", photos, encoding="png", png_level=3)
+    raw, png = LmdbStore(tmp_path / "raw.lmdb"), LmdbStore(tmp_path / "png.lmdb")
+    img = photos["baby"]
+    assert raw.read_bytes("baby") == img.tobytes()
+    assert png.read_bytes("baby") == encode_image(img, ".png", png_level=3)
+    ok, ref = cv2.imencode(".png", img[:, :, ::-1].copy(), [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    assert png.read_bytes("baby") == ref.tobytes()  # what BasicSR's create_lmdb would store
+    assert not (tmp_path / "raw.lmdb/meta_info.txt").exists()
+
+
+def test_png_store_reads_back_with_a_basicsr_style_reader(tmp_path, photos):
+    write_store(tmp_path / "png.lmdb", photos, encoding="png", png_level=1)
+    bgr, meta, levels = basicsr_read(tmp_path / "png.lmdb")
+    assert sorted(bgr) == sorted(photos) and set(levels.values()) == {1}
+    for k, img in photos.items():
+        assert meta[k] == img.shape
+        np.testing.assert_array_equal(bgr[k][:, :, ::-1], img)
+
+
+def test_an_lmdb_made_like_basicsr_does_is_readable(tmp_path, photos):
+    path = tmp_path / "basicsr.lmdb"
+    env = lmdb.open(str(path), map_size=1 << 26)
+    with env.begin(write=True) as txn, open(path / "meta_info.txt", "w") as meta:
+        for k, img in photos.items():
+            _, buf = cv2.imencode(".png", img[:, :, ::-1].copy(), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+            txn.put(k.encode("ascii"), buf)
+            meta.write(f"{k}.png ({img.shape[0]},{img.shape[1]},{img.shape[2]}) 1\n")
+    env.close()
+    store = LmdbStore(path)
+    assert store.foreign and store.encoding == "png" and sorted(store.keys()) == sorted(photos)
+    assert store.shape("woman") == photos["woman"].shape
+    np.testing.assert_array_equal(store.read("woman"), photos["woman"])
+    with pytest.raises(StoreError, match="srprep did not write"):
+        LmdbWriter(path).begin("p")  # never overwrite someone else's store
+
+
+def test_map_grows_when_the_estimate_is_too_small(tmp_path, photos):
+    # 64 KiB of map for ~3 MB of pixels: every batch meets MDB_MAP_FULL and is retried after growing.
+    w = LmdbWriter(tmp_path / "s.lmdb", encoding="raw", map_size=1 << 16, batch_bytes=1 << 20)
+    w.begin("p")
+    for k, img in photos.items():
+        w.write(k, img)
+    w.finish()
+    w.close()
+    store = LmdbStore(tmp_path / "s.lmdb")
+    for k, img in photos.items():
+        np.testing.assert_array_equal(store.read(k), img)
+    store.close()
+    env = lmdb.open(str(tmp_path / "s.lmdb"), readonly=True, lock=False)
+    assert env.info()["map_size"] > sum(v.nbytes for v in photos.values())
+    env.close()
+
+
+def test_map_size_estimate_covers_page_overhead():
+    n, size = 1000, 480 * 480 * 3
+    est = map_size_for(n * size, n)
+    assert est >= n * (-(-size // 4096)) * 4096 and est < 2 * n * size
+
+
+def test_done_records_redo_forget_and_incomplete_stores(tmp_path, rng):
+    img = lambda: rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)  # noqa: E731
+    path = tmp_path / "s.lmdb"
+    w = LmdbWriter(path, encoding="raw")
+    assert w.load() == (None, {})
+    w.begin("P1")
+    w.add("a", "fa", [("a_s001", img(), (8, 8, 3)), ("a_s002", img(), (8, 8, 3))])
+    w.add("b", "fb", [("b_s001", img(), (8, 8, 3))])
+    w.flush()
+    w.close()
+    # not finished: refused by default, readable for inspection
+    with pytest.raises(StoreError, match="incomplete LMDB store"):
+        LmdbStore(path)
+    assert len(LmdbStore(path, allow_incomplete=True).keys()) == 3
+    w = LmdbWriter(path, encoding="raw")
+    params, done = w.load()
+    assert params == "P1" and done == {"a": ("fa", ["a_s001", "a_s002"]), "b": ("fb", ["b_s001"])}
+    w.begin("P1")
+    w.add("a", "fa2", [("a_s001", img(), (8, 8, 3))])  # redone with fewer sub-images: a_s002 must go
+    w.forget(["b"])
+    w.finish()
+    w.close()
+    store = LmdbStore(path)
+    assert store.keys() == ["a_s001"] and store.meta["count"] == 1
+    assert LmdbWriter(path).load()[1] == {"a": ("fa2", ["a_s001"])}
+
+
+def _read_in_child(store, key, queue):
+    queue.put(store.read(key).sum())
+
+
+def test_pickled_and_forked_handles(tmp_path, photos):
+    write_store(tmp_path / "s.lmdb", photos, encoding="raw")
+    store = LmdbStore(tmp_path / "s.lmdb")
+    total = int(store.read("bird").sum())  # opened in the parent before the fork
+    clone = pickle.loads(pickle.dumps(store))
+    assert "_env_obj" in clone.__dict__ and clone._env_obj is None
+    assert int(clone.read("bird").sum()) == total  # a second object on the same path in one process
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_read_in_child, args=(store, "bird", q)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    got = [int(q.get(timeout=20)) for _ in procs]
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert got == [total, total]
+    assert int(store.read("bird").sum()) == total  # the parent's handle still works
+
+
+def test_writer_refuses_a_file_in_the_way(tmp_path):
+    (tmp_path / "s.lmdb").write_text("x")
+    with pytest.raises(StoreError, match="not an LMDB folder"):
+        LmdbWriter(tmp_path / "s.lmdb").begin("p")
+
+
+def test_meta_records_what_the_caller_adds(tmp_path, photos):
+    write_store(tmp_path / "s.lmdb", {"baby": photos["baby"]}, encoding="png", info={"field": "X2", "scale": 2})
+    meta = LmdbStore(tmp_path / "s.lmdb").meta
+    assert meta["field"] == "X2" and meta["scale"] == 2 and meta["format"] == "srprep-lmdb"
+    json.dumps(meta)
+
+
+def test_keys_basicsr_cannot_look_up_are_warned_about(tmp_path, rng, caplog):
+    img = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    with caplog.at_level("WARNING", logger="srprep.io.lmdb_store"):
+        write_store(tmp_path / "s.lmdb", {"ok_s001": img, "v1.2_s001": img}, encoding="png")
+    assert "1 keys contain '.'" in caplog.text and "v1.2_s001" in caplog.text
+    np.testing.assert_array_equal(LmdbStore(tmp_path / "s.lmdb").read("v1.2_s001"), img)  # srprep reads it

@@ -1,0 +1,300 @@
+"""srprep pack: LMDB and HDF5 stores from a paired dataset, with and without cropping; BasicSR's LMDB format;
+resume after a real SIGKILL with every key exactly once; incremental updates; clear errors."""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import h5py
+import lmdb
+import numpy as np
+import pytest
+
+from srprep.errors import ImageError, StoreError
+from srprep.io.hdf5_store import Hdf5Store
+from srprep.io.images import read_image, write_image
+from srprep.io.lmdb_store import LmdbStore
+from srprep.stages.crop import CropOptions, OptionsError, crop
+from srprep.stages.pack import dataset_fields, pack
+from tests.io.test_lmdb_store import basicsr_read
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def dataset(samples, tmp_path_factory):
+    """16 real-photo HR images of 200-264 px (cut from the Kodak samples) with x2 LR (cv2 INTER_AREA)."""
+    root = tmp_path_factory.mktemp("data")
+    kodak = [read_image(p) for p in sorted((samples / "kodak").glob("*.png"))]
+    for i in range(16):
+        img = kodak[i % 8]
+        h, w = 200 + 4 * i, 264 - 4 * i + (i % 2)  # odd widths: HR is not always LR * 2
+        y, x = 17 * (i // 8), 23 * (i // 8)
+        hr = np.ascontiguousarray(img[y:y + h, x:x + w])
+        write_image(root / f"HR/img{i:02d}.png", hr)
+        write_image(root / f"X2/img{i:02d}x2.png",
+                    cv2.resize(hr[: h // 2 * 2, : w // 2 * 2], (w // 2, h // 2), interpolation=cv2.INTER_AREA))
+    return root
+
+
+def copy_dataset(dataset, tmp_path):
+    shutil.copytree(dataset, tmp_path / "data")
+    return tmp_path / "data"
+
+
+def main_keys(path):
+    """Every item key in an LMDB's main database (sub-database names start with '.')."""
+    LmdbStore(path, allow_incomplete=True).close()  # py-lmdb allows one handle per process
+    env = lmdb.open(str(path), readonly=True, lock=False, max_dbs=4)
+    with env.begin() as txn:
+        keys = [bytes(k).decode() for k in txn.cursor().iternext(values=False)]
+    env.close()
+    return [k for k in keys if not k.startswith(".")]
+
+
+OPTS = CropOptions(96, 48)
+
+
+@pytest.mark.parametrize("encoding", ["raw", "png"])
+def test_pack_crop_equals_crop_then_pack_and_the_sub_image_files(dataset, tmp_path, encoding):
+    direct = pack(dataset, tmp_path / "direct", crop=OPTS, encoding=encoding, jobs=2, progress=False)
+    crop(dataset / "HR", [dataset / "X2"], tmp_path / "sub", OPTS, jobs=2, progress=False)
+    two_step = pack(tmp_path / "sub", tmp_path / "two", encoding=encoding, jobs=1, progress=False)
+    n = len(list((tmp_path / "sub/HR").glob("*.png")))
+    assert direct.counts == two_step.counts == {"HR": n, "X2": n}
+    assert direct.images == 16 and two_step.images == n
+    for field, sfx in (("HR", ""), ("X2", "x2")):
+        a, b = LmdbStore(tmp_path / f"direct/{field}.lmdb"), LmdbStore(tmp_path / f"two/{field}.lmdb")
+        files = sorted(p.stem[: len(p.stem) - len(sfx)] for p in (tmp_path / f"sub/{field}").glob("*.png"))
+        assert a.keys() == b.keys() == files
+        assert main_keys(tmp_path / f"direct/{field}.lmdb") == a.keys()  # every key once, nothing else
+        for k in a.keys()[::7]:
+            ref = read_image(tmp_path / f"sub/{field}/{k}{sfx}.png")
+            np.testing.assert_array_equal(a.read(k), ref)
+            assert a.read_bytes(k) == b.read_bytes(k)
+        assert a.meta["complete"] and a.meta["scale"] == (1 if field == "HR" else 2)
+
+
+def test_basicsr_reads_the_png_lmdb_pair(dataset, tmp_path):
+    pack(dataset, tmp_path / "out", crop=OPTS, encoding="png", png_level=1, jobs=2, progress=False)
+    hr, hr_meta, hr_levels = basicsr_read(tmp_path / "out/HR.lmdb")
+    lr, lr_meta, _ = basicsr_read(tmp_path / "out/X2.lmdb")
+    assert set(hr) == set(lr) and len(hr) > 100  # BasicSR's paired_paths_from_lmdb requires equal key sets
+    assert set(hr_levels.values()) == {1}
+    assert (tmp_path / "out/HR.lmdb/meta_info.txt").read_text().splitlines()[0] == "img00_s001.png (96,96,3) 1"
+    for k in sorted(hr)[::11]:
+        assert hr_meta[k] == (96, 96, 3) and lr_meta[k] == (48, 48, 3)
+        i, idx = int(k[3:5]), int(k.split("_s")[1])
+        src = read_image(dataset / f"HR/img{i:02d}.png")
+        h, w = src.shape[0] // 2 * 2, src.shape[1] // 2 * 2
+        xs = list(range(0, w - 96 + 1, 48)) + ([w - 96] if (w - 96) % 48 else [])
+        y, x = 48 * ((idx - 1) // len(xs)), xs[(idx - 1) % len(xs)]
+        y = min(y, h - 96)
+        np.testing.assert_array_equal(hr[k][:, :, ::-1], src[y:y + 96, x:x + 96])
+
+
+@pytest.mark.parametrize("compression", [None, "lzf", "gzip"])
+def test_hdf5_with_crop_is_stacked_and_exact(dataset, tmp_path, compression):
+    rep = pack(dataset, tmp_path / "h5", fmt="hdf5", crop=OPTS, hdf5_compression=compression, jobs=2, progress=False)
+    pack(dataset, tmp_path / "lmdb", crop=OPTS, jobs=1, progress=False)
+    n = rep.counts["HR"]
+    with h5py.File(tmp_path / "h5/data.h5") as f:
+        assert f["HR/images"].shape == (n, 96, 96, 3) and f["X2/images"].shape == (n, 48, 48, 3)
+        assert f["HR/images"].compression == compression and f["X2"].attrs["scale"] == 2
+        assert json.loads(f.attrs["crop"]) == {"size": 96, "step": 48, "thresh": 0, "small": "error"}
+        assert f.attrs["complete"] and "modcrop" in f.attrs["convention"]
+    for field in ("HR", "X2"):
+        h5, lm = Hdf5Store(tmp_path / "h5/data.h5", field), LmdbStore(tmp_path / f"lmdb/{field}.lmdb")
+        assert sorted(h5.keys()) == lm.keys()
+        for k in lm.keys()[::5]:
+            np.testing.assert_array_equal(h5.read(k), lm.read(k))
+    assert not (tmp_path / "h5/data.h5.partial").exists()
+
+
+def test_whole_images_of_several_sizes_and_extra_fields(shared_data, tmp_path):
+    """No crop: Set5 at its original sizes (HR not a multiple of 3), plus HR-sized and LR-sized extra
+    fields whose scales are inferred from their sizes."""
+    s5 = shared_data / "benchmark/Set5"
+    data = tmp_path / "data"
+    shutil.copytree(s5 / "HR", data / "HR")
+    shutil.copytree(s5 / "LR_bicubic/X3", data / "X3")
+    for p in (data / "X3").glob("*.png"):
+        lr = read_image(p)
+        name = p.stem[:-2]
+        sr = cv2.resize(lr, (lr.shape[1] * 3, lr.shape[0] * 3), interpolation=cv2.INTER_NEAREST)
+        write_image(data / f"sr_pretrained/{name}.png", sr)
+        write_image(data / f"lr_pretrained/{name}.png", lr[:, ::-1].copy())
+    fields = dataset_fields(data)
+    assert [(f.name, f.scale) for f in fields] == [("HR", 1), ("X3", 3), ("lr_pretrained", 3), ("sr_pretrained", 1)]
+    for fmt in ("lmdb", "hdf5"):
+        pack(data, tmp_path / fmt, fmt=fmt, jobs=1, progress=False)
+    for f in fields:
+        lm = LmdbStore(tmp_path / f"lmdb/{f.name}.lmdb")
+        h5 = Hdf5Store(tmp_path / "hdf5/data.h5", f.name)
+        assert h5.layout == "per-key" and sorted(h5.keys()) == lm.keys() == sorted(f.store.keys())
+        for k in lm.keys():
+            np.testing.assert_array_equal(lm.read(k), f.store.read(k))
+            np.testing.assert_array_equal(h5.read(k), f.store.read(k))
+    # cropped: extra fields are cut at their own scale, on the same grid
+    pack(data, tmp_path / "crop", crop=CropOptions(48, 24), jobs=1, progress=False)
+    sr = LmdbStore(tmp_path / "crop/sr_pretrained.lmdb")
+    lrp = LmdbStore(tmp_path / "crop/lr_pretrained.lmdb")
+    src_sr, src_lr = read_image(data / "sr_pretrained/bird.png"), read_image(data / "lr_pretrained/bird.png")
+    np.testing.assert_array_equal(sr.read("bird_s002"), src_sr[0:48, 24:72])
+    np.testing.assert_array_equal(lrp.read("bird_s002"), src_lr[0:16, 8:24])
+
+
+def test_incremental_update_and_parameter_change(dataset, tmp_path):
+    data = copy_dataset(dataset, tmp_path)
+    first = pack(data, tmp_path / "out", crop=OPTS, jobs=1, progress=False)
+    assert first.step.processed == 16
+    assert pack(data, tmp_path / "out", crop=OPTS, jobs=1, progress=False).step.status == "up to date"
+    (data / "HR/img03.png").unlink()
+    (data / "X2/img03x2.png").unlink()
+    shutil.copy(data / "HR/img04.png", data / "HR/new.png")
+    shutil.copy(data / "X2/img04x2.png", data / "X2/newx2.png")
+    rep = pack(data, tmp_path / "out", crop=OPTS, encoding="raw", jobs=1, progress=False)
+    assert (rep.step.processed, rep.step.reused, rep.step.removed) == (1, 15, 1)
+    for field in ("HR", "X2"):
+        store = LmdbStore(tmp_path / f"out/{field}.lmdb")
+        keys = store.keys()
+        assert not any(k.startswith("img03_") for k in keys) and any(k.startswith("new_") for k in keys)
+        assert main_keys(tmp_path / f"out/{field}.lmdb") == keys and len(keys) == rep.counts[field]
+        np.testing.assert_array_equal(store.read("new_s001"), store.read("img04_s001"))
+    rep = pack(data, tmp_path / "out", crop=OPTS, encoding="png", jobs=1, progress=False)
+    assert rep.step.processed == 16 and LmdbStore(tmp_path / "out/HR.lmdb").encoding == "png"
+    assert (tmp_path / "out/HR.lmdb/meta_info.txt").read_text().count("\n") == rep.counts["HR"]
+
+
+def test_bad_input_is_refused_with_the_file_or_key(dataset, tmp_path):
+    data = copy_dataset(dataset, tmp_path)
+    out = tmp_path / "out"
+    (data / "X2/img05x2.png").rename(tmp_path / "img05x2.png")
+    with pytest.raises(StoreError, match=r"X2: no image for 1 HR key\(s\): img05"):
+        pack(data, out, progress=False)
+    shutil.move(tmp_path / "img05x2.png", data / "X2/img05x2.png")
+    lr = read_image(data / "X2/img06x2.png")
+    write_image(data / "X2/img06x2.png", lr[:, :-2])
+    with pytest.raises(StoreError,
+                       match=r"X2/img06x2.png is 112x118 but HR .*HR/img06.png is 224x240: at x2 it should be 112x120"):
+        pack(data, out, progress=False)
+    write_image(data / "X2/img06x2.png", lr)
+    shutil.copy(data / "HR/img07.png", data / "HR/img07.jpg")
+    with pytest.raises(StoreError, match="two files give the key 'img07'"):
+        pack(data, out, progress=False)
+    (data / "HR/img07.jpg").unlink()
+    with pytest.raises(ImageError, match=r"HR/img00.png: 200x264 image .* smaller than the 480x480 crop"):
+        pack(data, out, crop=CropOptions(), progress=False)
+    with pytest.raises(OptionsError, match="--size 95 is not a multiple of scale 2"):
+        pack(data, out, crop=CropOptions(95, 48), progress=False)
+    with pytest.raises(OptionsError, match="hdf5 --encoding raw only"):
+        pack(data, out, fmt="lmdb", hdf5_compression="gzip", progress=False)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(StoreError, match="afile: exists and is not a folder"):
+        pack(data, tmp_path / "afile", progress=False)
+    with pytest.raises(StoreError, match="afile/out: cannot create it"):
+        pack(data, tmp_path / "afile/out", progress=False)
+    out.mkdir()
+    (out / "HR.lmdb").write_text("x")
+    with pytest.raises(StoreError, match=r"HR.lmdb: exists and is not an LMDB folder"):
+        pack(data, out, progress=False)
+    (out / "HR.lmdb").unlink()
+    env = lmdb.open(str(out / "X2.lmdb"))  # someone else's LMDB
+    env.close()
+    with pytest.raises(StoreError, match=r"X2.lmdb: an LMDB that srprep did not write"):
+        pack(data, out, progress=False)
+    assert not (out / "HR.lmdb").exists() or not LmdbStore(out / "HR.lmdb", allow_incomplete=True).meta["complete"]
+
+
+def test_dry_run_changes_nothing(dataset, tmp_path):
+    rep = pack(dataset, tmp_path / "out", crop=OPTS, dry_run=True, progress=False)
+    assert rep.step.status == "dry run" and len(rep.step.todo) == 16
+    assert not (tmp_path / "out").exists()
+
+
+def run_and_kill(args, after: int, pattern: str):
+    """Start `python -m srprep -v pack ...`, SIGKILL it once `after` lines of stderr match `pattern`."""
+    proc = subprocess.Popen([sys.executable, "-m", "srprep", "-v", "pack", *map(str, args)], cwd=REPO,
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, start_new_session=True)
+    seen = 0
+    try:
+        for line in proc.stderr:
+            if re.search(pattern, line):
+                seen += 1
+                if seen >= after:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    break
+    finally:
+        proc.wait(timeout=60)
+    assert seen >= after, "the pack finished before it could be killed"
+    assert proc.returncode == -signal.SIGKILL
+    return seen
+
+
+def srprep(*args):
+    proc = subprocess.run([sys.executable, "-m", "srprep", *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO, timeout=300)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize("fmt", ["lmdb", "hdf5"])
+def test_killed_pack_resumes_to_a_complete_store_with_every_key_once(dataset, tmp_path, fmt):
+    dst, ref = tmp_path / "dst", tmp_path / "ref"
+    args = [dataset, dst, "--format", fmt, "--crop", "--size", "96", "--step", "48", "--encoding", "png",
+            "--png-level", "9", "--commit-mib", "1", "-j", "1"]
+    pattern = r"committed \d+ items" if fmt == "lmdb" else r"flushed \d+ items"
+    # one commit per field per item (LMDB) or one flush per item (HDF5): stop after 3 items
+    run_and_kill(args, after=6 if fmt == "lmdb" else 3, pattern=pattern)
+    assert not (dst / ".srprep/manifest.json").exists()
+    code, out, _ = srprep("status", dst)  # the journal mirrors the stores' done-records
+    assert code == 0 and re.search(r"pack incomplete: \d+ of 16 items", out), out
+    if fmt == "lmdb":
+        assert not LmdbStore(dst / "HR.lmdb", allow_incomplete=True).meta["complete"]
+        assert not (dst / "HR.lmdb/meta_info.txt").exists()
+        with pytest.raises(StoreError, match="incomplete"):
+            LmdbStore(dst / "HR.lmdb")
+    else:
+        assert (dst / "data.h5.partial").exists() and not (dst / "data.h5").exists()
+    code, out, err = srprep("pack", *args)
+    assert code == 0, err
+    m = re.search(r"16 items, (\d+) processed, (\d+) reused", out)
+    assert m, out
+    processed, reused = map(int, m.groups())
+    assert processed + reused == 16 and reused >= 3
+    code, _, err = srprep("pack", dataset, ref, *args[2:])
+    assert code == 0, err
+    if fmt == "lmdb":
+        for field in ("HR", "X2"):
+            a, b = LmdbStore(dst / f"{field}.lmdb"), LmdbStore(ref / f"{field}.lmdb")
+            assert a.meta["complete"] and a.keys() == b.keys() and len(a.keys()) == a.meta["count"]
+            assert main_keys(dst / f"{field}.lmdb") == a.keys()  # every key exactly once
+            meta_lines = (dst / f"{field}.lmdb/meta_info.txt").read_text().splitlines()
+            assert len(meta_lines) == len(set(meta_lines)) == len(a.keys())
+            for k in a.keys():
+                assert a.read_bytes(k) == b.read_bytes(k)
+    else:
+        assert not (dst / "data.h5.partial").exists()
+        with h5py.File(dst / "data.h5") as f, h5py.File(ref / "data.h5") as g:
+            items = [json.loads(r)["item"] for r in f[".srprep/done"][: f.attrs["done_count"]]]
+            assert sorted(items) == sorted(set(items)) and len(items) == 16  # each image recorded once
+            for field in ("HR", "X2"):
+                keys = [k.decode() for k in f[f"{field}/keys"][()]]
+                assert keys == [k.decode() for k in g[f"{field}/keys"][()]] and len(keys) == len(set(keys))
+                for i in range(len(keys)):
+                    assert np.array_equal(f[f"{field}/images"][i], g[f"{field}/images"][i]), keys[i]
+
+
+def test_cli_help_and_one_line_errors(dataset, tmp_path):
+    code, out, _ = srprep("pack", "--help")
+    assert code == 0 and "Examples" in out and "--encoding" in out and "--hdf5-compression" in out
+    code, out, err = srprep("pack", dataset, tmp_path / "out", "--crop", "--size", "96", "--step", "48", "-j", "2",
+                            "--format", "hdf5", "--hdf5-compression", "lzf")
+    assert code == 0, err
+    assert re.search(r"pack: 16 items, 16 processed.*hdf5 raw, \d+ items per field \(HR, X2\) from 16 images", out)
+    code, _, err = srprep("pack", dataset, tmp_path / "out2", "--crop")
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "img00.png" in err and "--small" in err
