@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -33,6 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from _common import cpu_name
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -41,18 +41,7 @@ from srprep.io.images import read_image, write_image  # noqa: E402
 from srprep.models import count_parameters, create_model, save_checkpoint  # noqa: E402
 from srprep.ops.imresize import imresize_matlab  # noqa: E402
 from srprep.stages.centroids import centroids  # noqa: E402
-from srprep.stages.upscale import resolve_devices  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or "unknown CPU"
+from srprep.stages.network import resolve_devices  # noqa: E402
 
 
 def mosaic(width: int, height: int, seed: int) -> np.ndarray:

@@ -50,6 +50,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from _common import cpu_name
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -132,12 +133,7 @@ def agreement(out: np.ndarray, ref: np.ndarray) -> str:
 
 
 def machine() -> str:
-    try:
-        info = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        model = next(ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("Model name"))
-    except (OSError, StopIteration):
-        model = platform.processor() or "unknown CPU"
-    return f"{model}, {os.cpu_count()} cores"
+    return f"{cpu_name()}, {os.cpu_count()} cores"
 
 
 def main() -> None:

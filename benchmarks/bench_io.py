@@ -25,7 +25,6 @@ import argparse
 import io
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import PIL
+from _common import cpu_name
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,17 +130,9 @@ def bench(items: list, funcs: dict, repeats: int, min_time: float) -> dict[str, 
 
 
 def machine() -> str:
-    model = "unknown CPU"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
     import os
 
-    return (f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+    return (f"{cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
             f"opencv-python-headless {cv2.__version__}, pillow-simd (PIL) {PIL.__version__}, "
             f"numpy {np.__version__}; cv2 threads set to 1")
 

@@ -6,10 +6,5 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-quickstart}
 bash "$here/scripts/setup.sh"
-srprep="$here/.venv/bin/srprep"
-samples="$here/srprep/samples"
-# MATLAB-exact LR of the bundled Set5 in the benchmark convention (uint8, modcrop per scale)
-"$srprep" downsample "$samples/set5" "$out/Set5" --scale 2 --scale 3 --scale 4
-# a small x2 training set from the Kodak crops
-"$srprep" downsample "$samples/kodak" "$out/kodak" --scale 2
-"$srprep" status "$out"
+# downsample -> tiny teacher -> ECO centroids -> LMDB -> ECO training -> Set5 evaluation (pipelines/quickstart.yaml)
+"$here/.venv/bin/srprep" run "$here/pipelines/quickstart.yaml" --workdir "$out"

@@ -18,7 +18,11 @@ A pipeline file::
         options: {format: lmdb, crop: true, size: 96, step: 48}
 
 ``{out}`` is the step's own output (``out:`` in the step, default ``{workdir}/{name}``), ``{NAME}`` another
-step's output (which makes it a dependency), ``{var}`` a variable. Options become ``--name value`` (``True``:
+step's output (which makes it a dependency), ``{var}`` a variable (``--set vars.NAME=VALUE`` overrides one).
+``after: [STEP, ...]`` adds dependencies that no argument names (a step that writes into another's folder).
+``replace: true`` deletes the step's output before it reruns with other parameters or inputs (a training
+run, which would otherwise continue the old one); after an unfinished attempt the output is kept so that the
+command can resume (give a training step ``resume: auto``). Options become ``--name value`` (``True``:
 a flag, ``False``: ``--no-name``, a list: the option repeated).
 
 Each step has a fingerprint (command, resolved arguments, the fingerprints of files it reads from outside
@@ -34,6 +38,7 @@ import datetime as _dt
 import json
 import logging
 import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +53,7 @@ from .runner import write_json_atomic
 log = logging.getLogger(__name__)
 
 _REF = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_STEP_KEYS = {"command", "args", "options", "out", "description"}
+_STEP_KEYS = {"command", "args", "options", "out", "after", "replace", "description"}
 _TOP_KEYS = {"name", "description", "workdir", "scheduler", "vars", "steps"}
 SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 
@@ -68,6 +73,7 @@ class PipelineStep:
     out: Path
     needs: list[str] = field(default_factory=list)
     description: str = ""
+    replace: bool = False
 
     def argv(self) -> list[str]:
         """The srprep command line (without the program name)."""
@@ -144,6 +150,9 @@ def _set_override(raw: dict, spec: str) -> None:
         raise PipelineError(f"--set {spec!r}: expected STEP.OPTION=VALUE")
     target, value = spec.split("=", 1)
     step, option = target.split(".", 1)
+    if step == "vars":
+        raw.setdefault("vars", {})[option] = yaml.safe_load(value)
+        return
     steps = raw.get("steps") or {}
     if step not in steps:
         raise PipelineError(f"--set {spec!r}: no step {step!r} (steps: {', '.join(steps)})")
@@ -189,9 +198,24 @@ def load_pipeline(path: str | Path, *, workdir: str | Path | None = None, overri
         bad = set(spec) - _STEP_KEYS
         if bad:
             raise PipelineError(f"{path}: step {sname!r}: unknown keys {sorted(bad)} (allowed: {sorted(_STEP_KEYS)})")
-    outs = {}
-    for sname, spec in steps_raw.items():
-        outs[sname] = _substitute(str(spec.get("out", "{workdir}/" + sname)), table, f"{path}: {sname}.out", set())
+    # An output may name another step's output ("{data}/sr_pretrained"): resolve in as many rounds as needed.
+    outs: dict[str, str] = {}
+    out_refs: dict[str, set[str]] = {}
+    pending = dict(steps_raw)
+    while pending:
+        progress = False
+        for sname, spec in list(pending.items()):
+            template = str(spec.get("out", "{workdir}/" + sname))
+            names = set(_REF.findall(template))
+            if names & set(pending) - {sname}:
+                continue
+            refs: set[str] = set()
+            outs[sname] = _substitute(template, {**table, **outs}, f"{path}: {sname}.out", refs)
+            out_refs[sname] = refs & set(steps_raw)
+            del pending[sname]
+            progress = True
+        if not progress:
+            raise PipelineError(f"{path}: the outputs of steps {sorted(pending)} refer to each other")
     if len(set(outs.values())) != len(outs):
         raise PipelineError(f"{path}: two steps write to the same output")
     steps = {}
@@ -200,9 +224,13 @@ def load_pipeline(path: str | Path, *, workdir: str | Path | None = None, overri
         local = {**table, **outs, "out": outs[sname]}
         args = _substitute(list(spec.get("args") or []), local, f"{path}: {sname}.args", refs)
         options = _substitute(dict(spec.get("options") or {}), local, f"{path}: {sname}.options", refs)
-        needs = sorted(r for r in refs if r in steps_raw and r != sname)
+        after = spec.get("after") or []
+        for a in after:
+            if a not in steps_raw:
+                raise PipelineError(f"{path}: step {sname!r}: 'after' names no step {a!r}")
+        needs = sorted(({r for r in refs if r in steps_raw} | out_refs[sname] | set(after)) - {sname})
         steps[sname] = PipelineStep(sname, str(spec["command"]), args, options, Path(outs[sname]), needs,
-                                    str(spec.get("description", "")))
+                                    str(spec.get("description", "")), bool(spec.get("replace", False)))
     return Pipeline(name, path, wd, scheduler or raw.get("scheduler"), _toposort(steps, path),
                     str(raw.get("description", "")))
 
@@ -331,6 +359,8 @@ def run_pipeline(pipe: Pipeline, invoke: Callable[[list[str]], None], *, until: 
             if name in force:
                 argv = [argv[0], "--force", *argv[1:]]
             t0 = time.perf_counter()
+            if step.replace and why != "never finished" and step.out.exists():
+                _replace_output(pipe, step)
             prev = state["steps"].get(name, {})
             state["steps"][name] = {**prev, "ok": False, "started": _now()}
             _write_state(pipe, state)
@@ -348,6 +378,17 @@ def run_pipeline(pipe: Pipeline, invoke: Callable[[list[str]], None], *, until: 
         if on_step:
             on_step(outcome)
     return outcomes
+
+
+def _replace_output(pipe: Pipeline, step: PipelineStep) -> None:
+    out, root = step.out.resolve(), pipe.workdir.resolve()
+    if root not in out.parents:
+        raise PipelineError(f"step {step.name!r}: replace is only allowed for outputs inside the workdir {root}")
+    log.info("%s: removing the previous output %s (parameters or inputs changed)", step.name, out)
+    if out.is_dir():
+        shutil.rmtree(out)
+    else:
+        out.unlink()
 
 
 def _write_state(pipe: Pipeline, state: dict) -> None:

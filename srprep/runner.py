@@ -159,27 +159,31 @@ class Journal:
         self.path = Path(state_dir) / JOURNAL
         self._fh = None
 
-    def load(self):
-        params_fp, done = None, {}
+    def records(self) -> Iterator[dict]:
+        """The journal's records in order (none if there is no journal yet)."""
         if not self.path.exists():
-            return None, {}
+            return
         with open(self.path, encoding="utf-8") as fh:
             for line in fh:
                 try:
-                    rec = json.loads(line)
+                    yield json.loads(line)
                 except json.JSONDecodeError:
                     # A torn last line from a killed run: that item is simply redone.
                     continue
-                if "run" in rec:
-                    if params_fp is not None and rec["run"]["params_fp"] != params_fp:
-                        params_fp = "mixed"
-                    elif params_fp is None:
-                        params_fp = rec["run"]["params_fp"]
-                elif "forget" in rec:
-                    for k in rec["forget"]:
-                        done.pop(k, None)
-                else:
-                    done[rec["key"]] = (rec["fp"], rec.get("outputs", []))
+
+    def load(self):
+        params_fp, done = None, {}
+        for rec in self.records():
+            if "run" in rec:
+                if params_fp is not None and rec["run"]["params_fp"] != params_fp:
+                    params_fp = "mixed"
+                elif params_fp is None:
+                    params_fp = rec["run"]["params_fp"]
+            elif "forget" in rec:
+                for k in rec["forget"]:
+                    done.pop(k, None)
+            else:
+                done[rec["key"]] = (rec["fp"], rec.get("outputs", []))
         return params_fp, done
 
     def _open(self):
@@ -471,20 +475,15 @@ def step_status(state_dir: Path) -> dict:
     if manifest is not None:
         return {"step": manifest["step"], "params": manifest["params"], "complete": True,
                 "done": manifest["items"], "total": manifest["items"], "when": manifest.get("finished")}
-    journal = state_dir / JOURNAL
-    if not journal.exists():
+    journal = Journal(state_dir)
+    if not journal.path.exists():
         raise StoreError(f"{state_dir.parent}: no srprep step output here")
     total, step, params, started = None, None, None, None
-    _, done = Journal(state_dir).load()
-    with open(journal, encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if "run" in rec:
-                run = rec["run"]
-                total, started, step, params = run["total"], run["started"], run.get("step"), run.get("params")
+    _, done = journal.load()
+    for rec in journal.records():
+        if "run" in rec:
+            run = rec["run"]
+            total, started, step, params = run["total"], run["started"], run.get("step"), run.get("params")
     return {"step": step, "params": params, "complete": False, "done": len(done), "total": total,
             "when": started}
 

@@ -1,4 +1,9 @@
-"""Shared fixtures: the real reference data beside the checkout, and small generated images."""
+"""Shared fixtures: the real reference data beside the checkout, small generated images, and a way to kill a
+run half-way."""
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,3 +31,22 @@ def samples() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def kill_when():
+    """``kill_when(cmd, folder, pattern, count, timeout=120, **popen) -> int``: start ``cmd`` in a process
+    group of its own, SIGKILL the whole group (workers included) as soon as ``folder`` holds ``count`` files
+    matching ``pattern`` (or after ``timeout`` seconds), and return how many it held then. Tests assert that
+    the kill landed half-way, so a too fast or too slow run cannot pass unnoticed."""
+
+    def kill(cmd, folder: Path, pattern: str, count: int, *, timeout: float = 120, **popen) -> int:
+        proc = subprocess.Popen(cmd, start_new_session=True, **popen)
+        deadline = time.time() + timeout
+        while time.time() < deadline and len(list(folder.glob(pattern))) < count:
+            time.sleep(0.005)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return len(list(folder.glob(pattern)))
+
+    return kill

@@ -1,10 +1,7 @@
 """The command line: help, version, errors as one line, modcrop end to end, status, resume after kill."""
-import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -80,19 +77,13 @@ def test_bad_option_is_a_usage_error():
     assert code == 2 and "scale" in err
 
 
-def test_modcrop_killed_half_way_resumes_to_identical_outputs(tmp_path, rng):
+def test_modcrop_killed_half_way_resumes_to_identical_outputs(tmp_path, rng, kill_when):
     src = tmp_path / "src"
     for i in range(24):
         write_image(src / f"img{i:02d}.png", rng.integers(0, 256, (301, 403, 3), dtype=np.uint8))
     dst = tmp_path / "dst"
-    proc = subprocess.Popen([sys.executable, "-m", "srprep", "-q", "modcrop", src, dst, "-s", "4", "-j", "1",
-                             "--png-level", "9"], cwd=REPO, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(dst.glob("*.png"))) < 6:
-        time.sleep(0.005)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    done_before = len(list(dst.glob("*.png")))
+    done_before = kill_when([sys.executable, "-m", "srprep", "-q", "modcrop", src, dst, "-s", "4", "-j", "1",
+                             "--png-level", "9"], dst, "*.png", 6, cwd=REPO)
     assert 6 <= done_before < 24
     _, out, _ = srprep("modcrop", src, dst, "-s", "4", "-j", "2", "--png-level", "9")
     m = re.search(r"24 items, (\d+) processed, (\d+) reused", out)

@@ -166,3 +166,32 @@ def test_data_steps_on_a_local_dask_cluster_match_the_local_run(dask_cluster, tm
                  "-s", "2", "-s", "3"]) == 0
     local, remote = _tree_bytes(tmp_path / "local"), _tree_bytes(tmp_path / "dask")
     assert len(local) == 24 and local == remote
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "pipelines").glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_pipelines_resolve_to_real_commands(path, tmp_path, capsys):
+    assert main(["run", str(path), "--graph", "--graph-png", str(tmp_path / "g.png")]) == 0
+    assert "steps ->" in capsys.readouterr().out
+
+
+def test_quickstart_runs_end_to_end_is_cached_and_reported(tmp_path, capsys):
+    """The README's main job: downsample -> teacher -> centroids -> pack -> ECO training -> eval."""
+    wd = tmp_path / "qs"
+    t0 = time.perf_counter()
+    steps = run(capsys, REPO / "pipelines/quickstart.yaml", "--workdir", wd)
+    first = time.perf_counter() - t0
+    assert steps == dict.fromkeys(["data", "set5", "teacher", "centroids", "pack", "eco", "eval"], "done")
+    rows = (wd / "eval_set5.csv").read_text().splitlines()
+    assert rows[0].startswith("dataset,scale,image,psnr") and len(rows) >= 6
+    val = (wd / "eco/val.csv").read_text().splitlines()[-1].split(",")
+    assert float(val[1]) > float(val[3]), "the ECO-trained network must beat bicubic on held-out images"
+    t0 = time.perf_counter()
+    assert set(run(capsys, REPO / "pipelines/quickstart.yaml", "--workdir", wd).values()) == {"up to date"}
+    assert time.perf_counter() - t0 < 0.1 * first
+    assert run(capsys, REPO / "pipelines/quickstart.yaml", "--workdir", wd, "--set", "vars.eco_iters=120") == {
+        **dict.fromkeys(["data", "set5", "teacher", "centroids", "pack"], "up to date"), "eco": "done",
+        "eval": "done"}
+    assert main(["report", str(wd)]) == 0
+    page = (wd / "report.md").read_text()
+    assert "| teacher | train | ok |" in page and "![curves.png](eco/curves.png)" in page
+    assert "| set5 | 2 | baby |" in page

@@ -2,8 +2,6 @@
 import functools
 import json
 import os
-import signal
-import subprocess
 import sys
 import textwrap
 import time
@@ -146,18 +144,13 @@ KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_run_killed_half_way_resumes_with_every_item_once(tmp_path):
+def test_run_killed_half_way_resumes_with_every_item_once(tmp_path, kill_when):
     out = tmp_path / "out"
     script = tmp_path / "job.py"
     script.write_text(KILL_SCRIPT.format(tests=str(REPO / "tests")))
-    proc = subprocess.Popen([sys.executable, str(script), str(out)], start_new_session=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
-    deadline = time.time() + 60
-    while time.time() < deadline and len(list(out.glob("*.txt"))) < 15:
-        time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGKILL)  # the whole group: the runner and its worker processes
-    proc.wait()
-    n_before = len(list(out.glob("*.txt")))
+    # kill_when kills the whole group: the runner and its worker processes
+    n_before = kill_when([sys.executable, str(script), str(out)], out, "*.txt", 15, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
     assert 15 <= n_before < 60, "the kill must land half-way for this test to mean anything"
     assert not (out / ".srprep/manifest.json").exists()
 

@@ -25,8 +25,10 @@ from .downsample import downsample_cmd
 from .modcrop import modcrop_cmd
 from .pack import pack_cmd
 from .pairs import pairs_group
+from .report import report_cmd
 from .run import run_cmd
 from .status import status_cmd
+from .train import train_cmd
 from .upscale import upscale_cmd
 from .wash import wash_cmd
 
@@ -86,6 +88,8 @@ cli.add_command(pack_cmd)
 cli.add_command(inspect_cmd)
 cli.add_command(status_cmd)
 cli.add_command(run_cmd)
+cli.add_command(report_cmd)
+cli.add_command(train_cmd)
 cli.add_command(upscale_cmd)
 cli.add_command(eval_cmd)
 cli.add_command(centroids_cmd)

@@ -5,8 +5,7 @@ from pathlib import Path
 import click
 
 from ..stages.centroids import CONVENTIONS, STORE_DTYPES, CentroidOptions, centroids
-from .common import echo_report, step_options
-from .upscale import model_options, tile_options
+from .common import batch_option, echo_report, model_options, png_level_option, step_options, tile_options
 
 
 @click.command("centroids")
@@ -19,14 +18,12 @@ from .upscale import model_options, tile_options
               help="uint8: PNG (or the packed store's encoding), as ECO's authors stored them; float16/float32: "
                    "unrounded .npy arrays in [0, 1] (folder datasets only).")
 @tile_options
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Equal-size LR images per network call (GPU; sub-image datasets benefit most).")
+@batch_option("Equal-size LR images per network call (GPU; sub-image datasets benefit most).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write sr_pretrained/ and lr_pretrained/ here instead of beside the source fields in DATA.")
 @click.option("--preview", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also write OUT/centroids_preview.png: LR, sr_pretrained, lr_pretrained, HR crops of N images.")
-@click.option("--png-level", type=click.IntRange(0, 9), default=1, show_default=True,
-              help="PNG compression level (pixels are the same at every level).")
+@png_level_option("PNG compression level (pixels are the same at every level).")
 @step_options
 @click.pass_obj
 def centroids_cmd(ctx, data: Path, model, arch, scale, trust_checkpoint, convention, store_dtype, tile, overlap,

@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from ..stages.crop import SMALL_POLICIES, CropOptions, crop, parse_lr_spec
-from .common import echo_report, step_options
+from .common import echo_report, png_level_option, step_options
 
 
 def crop_options(fn):
@@ -30,8 +30,7 @@ def crop_options(fn):
               help="An LR folder or store; the scale comes from its name (X2) or files (0001x2.png) "
                    "unless given after a colon. Repeat for several scales.")
 @crop_options
-@click.option("--png-level", type=click.IntRange(0, 9), default=1, show_default=True,
-              help="PNG compression level of the sub-images (pixels are the same at every level).")
+@png_level_option("PNG compression level of the sub-images (pixels are the same at every level).")
 @step_options
 @click.pass_obj
 def crop_cmd(ctx, hr_dir: Path, dst: Path, lrs, size, step, thresh, small, png_level, jobs, force,

@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from ..stages.degrade import HR_TARGETS, NAMINGS, DegradeOptions, degrade, is_reflash
-from .common import echo_report, step_options
+from .common import echo_report, png_level_option, step_options
 
 
 @click.command("degrade")
@@ -33,8 +33,7 @@ from .common import echo_report, step_options
               help="LR file names: div2k (<name>x4.png) or same (<name>.png).")
 @click.option("--sheet", is_flag=True, help="Also write DST/sheet_<recipe>.png: the first image and its "
                                              "degradations side by side, labelled.")
-@click.option("--png-level", type=click.IntRange(0, 9), default=1, show_default=True,
-              help="PNG compression level of the outputs (pixels are the same at every level).")
+@png_level_option()
 @step_options
 @click.pass_obj
 def degrade_cmd(ctx, hr_dir: Path, dst: Path, recipe: str, scale, seed: int, copies, resize, quantize, hr_target,

@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from ..stages.downsample import DownsampleOptions, downsample
-from .common import echo_report, step_options
+from .common import echo_report, png_level_option, step_options
 
 
 @click.command("downsample")
@@ -28,8 +28,7 @@ from .common import echo_report, step_options
               help="Also write DST/HR (the HR images as used) so DST is a complete paired dataset.")
 @click.option("--device", default="cpu", show_default=True,
               help="cpu (numpy, --jobs processes) or a torch device such as cuda (same bytes).")
-@click.option("--png-level", type=click.IntRange(0, 9), default=1, show_default=True,
-              help="PNG compression level of the outputs (pixels are the same at every level).")
+@png_level_option()
 @step_options
 @click.pass_obj
 def downsample_cmd(ctx, src: Path, dst: Path, scales, im2double, modcrop, mod, fmt, naming, write_hr, device,

@@ -6,7 +6,7 @@ import click
 
 from ..stages.enlarge import RESIZE_METHODS, enlarge
 from ..stages.wash import LINK_KINDS
-from .common import step_options
+from .common import png_level_option, step_options
 
 
 @click.command("enlarge")
@@ -26,8 +26,7 @@ from .common import step_options
               help="A dataset of --to pairs (X2/HR, X2/LR) linked into DST as well: the combined set.")
 @click.option("--link", type=click.Choice(LINK_KINDS), default="hardlink", show_default=True,
               help="How LR files and merged pairs get into DST (always byte-identical).")
-@click.option("--png-level", type=click.IntRange(0, 9), default=1, show_default=True,
-              help="PNG compression level of the resized HR images.")
+@png_level_option("PNG compression level of the resized HR images.")
 @step_options
 @click.pass_obj
 def enlarge_cmd(ctx, x3_dir: Path, dst: Path, from_scale: int, to_scale: int, resize: str, key_suffix,

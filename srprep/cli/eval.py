@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from ..stages.eval import LR_CONVENTIONS, evaluate_datasets
-from .upscale import ensemble_options, infer_options_from, model_options, tile_options
+from .common import ensemble_options, infer_options_from, model_options, tile_options
 
 
 @click.command("eval")

@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from ..stages.modcrop import modcrop
-from .common import echo_report, step_options
+from .common import echo_report, png_level_option, step_options
 
 
 @click.command("modcrop")
@@ -13,8 +13,7 @@ from .common import echo_report, step_options
 @click.argument("dst", type=click.Path(file_okay=False, path_type=Path))
 @click.option("-s", "--scale", type=click.IntRange(min=1), required=True,
               help="Crop height and width down to a multiple of this.")
-@click.option("--png-level", type=click.IntRange(0, 9), default=1, show_default=True,
-              help="PNG compression level of the outputs (pixels are the same at every level).")
+@png_level_option()
 @step_options
 @click.pass_obj
 def modcrop_cmd(ctx, src: Path, dst: Path, scale: int, png_level: int, jobs, force, dry_run) -> None:

@@ -6,7 +6,7 @@ import click
 
 from ..stages.crop import CropOptions
 from ..stages.pack import ENCODINGS, FORMATS, pack
-from .common import echo_report, step_options
+from .common import echo_report, png_level_option, step_options
 from .crop import crop_options
 
 
@@ -18,8 +18,7 @@ from .crop import crop_options
 @click.option("--encoding", type=click.Choice(ENCODINGS), default="raw", show_default=True,
               help="raw: uint8 pixels (no decode when training: random patch reads ~90x faster); "
                    "png: 2.5x smaller, and an LMDB that BasicSR reads as is.")
-@click.option("--png-level", type=click.IntRange(0, 9), default=1, show_default=True,
-              help="zlib level of PNG values (--encoding png).")
+@png_level_option("zlib level of PNG values (--encoding png).")
 @click.option("--hdf5-compression", type=click.Choice(["none", "gzip", "lzf"]), default="none", show_default=True,
               help="HDF5 filter for raw data (one chunk per item).")
 @click.option("--crop", "do_crop", is_flag=True,

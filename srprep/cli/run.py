@@ -41,6 +41,10 @@ def run_cmd(ctx: click.Context, pipeline: Path, until, only, force, overrides, w
     app = ctx.obj
     scheduler = ctx.find_root().params.get("scheduler")
     pipe = load_pipeline(pipeline, workdir=workdir, overrides=list(overrides), scheduler=scheduler)
+    root = ctx.find_root().command
+    for step in pipe.steps.values():
+        if step.command not in root.commands or step.command == "run":
+            raise PipelineError(f"{pipeline}: step {step.name!r}: no srprep command {step.command!r}")
     if graph or graph_png:
         click.echo(graph_text(pipe))
         if graph_png:
@@ -51,7 +55,6 @@ def run_cmd(ctx: click.Context, pipeline: Path, until, only, force, overrides, w
         if graph:
             return
 
-    root = ctx.find_root().command
     prefix = (["-q"] if app.quiet else []) + (["-v"] if app.verbose else [])
     if pipe.scheduler:
         prefix += ["--scheduler", pipe.scheduler]

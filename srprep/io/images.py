@@ -43,8 +43,9 @@ Conventions worth knowing:
   transparent pixel are refused by ``alpha="error"``.
 
 Threads: cv2 codecs are single-threaded, but cv2 colour conversions may use OpenCV's thread pool. This module
-never calls ``cv2.setNumThreads`` (a process-wide setting that would surprise other code); programs that
-run many worker processes may call ``cv2.setNumThreads(1)`` in each worker's initializer.
+never calls ``cv2.setNumThreads`` (a process-wide setting that would surprise other code). Do not call it in
+a *forked* worker either (e.g. a DataLoader worker): once the parent has used OpenCV's thread pool, that
+call deadlocks in the child. Set it before forking, or in spawned processes only.
 """
 from __future__ import annotations
 
@@ -582,17 +583,21 @@ def write_image(
 # --------------------------------------------------------------------------------------------- arrays
 
 _NPY_MAGIC = b"\x93NUMPY"
+# Float fields hold [0, 1] data: float32, or float16 where half the size matters more than the last bits
+# (srprep centroids --store-dtype float16). Other dtypes (float64, integers) are refused, not converted.
+_ARRAY_DTYPES = (np.dtype(np.float32), np.dtype(np.float16))
 
 
 def read_array(path: PathLike) -> np.ndarray:
-    """Read a float32 array saved by :func:`write_array` (a plain ``.npy`` file, no pickles).
+    """Read a float32 or float16 array saved by :func:`write_array` (a plain ``.npy`` file, no pickles).
 
     Returns:
-        The array, dtype ``float32``, any shape.
+        The array as stored: dtype ``float32`` or ``float16`` (e.g. ``srprep centroids --store-dtype
+        float16``), any shape.
 
     Raises:
         ImageError: missing, empty, truncated or corrupt file, not a ``.npy`` file, or a dtype other than
-            float32. The message starts with the path.
+            float32 and float16. The message starts with the path.
 
     Example:
         >>> write_array("w.npy", np.ones((2, 2), np.float32))
@@ -617,21 +622,21 @@ def read_array(path: PathLike) -> np.ndarray:
         raise ImageError(f"{path}: is a directory, not a .npy file") from None
     except (ValueError, EOFError, OSError) as e:
         raise ImageError(f"{path}: truncated or corrupt .npy file ({e})") from e
-    if arr.dtype != np.float32:
-        raise ImageError(f"{path}: array is {arr.dtype}, expected float32")
+    if arr.dtype not in _ARRAY_DTYPES:
+        raise ImageError(f"{path}: array is {arr.dtype}, expected float32 or float16")
     return arr
 
 
 def write_array(path: PathLike, arr: np.ndarray, *, durable: bool = True) -> None:
-    """Write a float32 array as a ``.npy`` file, atomically (same guarantees as :func:`write_image`).
+    """Write a float32 or float16 array as a ``.npy`` file, atomically (same guarantees as :func:`write_image`).
 
     Args:
         path: destination (conventionally ``*.npy``; the name is used as given).
-        arr: ``float32`` numpy array of any shape.
+        arr: ``float32`` or ``float16`` numpy array of any shape; stored in its dtype.
         durable: fsync before the rename (see :func:`write_image`).
 
     Raises:
-        TypeError: ``arr`` is not a float32 numpy array.
+        TypeError: ``arr`` is not a float32 or float16 numpy array.
         ImageError: the file cannot be written.
 
     Example:
@@ -639,6 +644,7 @@ def write_array(path: PathLike, arr: np.ndarray, *, durable: bool = True) -> Non
     """
     if not isinstance(arr, np.ndarray):
         raise TypeError(f"arr must be a numpy array, not {type(arr).__name__}")
-    if arr.dtype != np.float32:
-        raise TypeError(f"arr must be float32, not {arr.dtype} (shape {arr.shape}); use arr.astype(np.float32)")
+    if arr.dtype not in _ARRAY_DTYPES:
+        raise TypeError(f"arr must be float32 or float16, not {arr.dtype} (shape {arr.shape}); "
+                        f"use arr.astype(np.float32)")
     _write_or_raise(Path(path), lambda f: np.save(f, arr, allow_pickle=False), durable)

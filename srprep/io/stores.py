@@ -35,7 +35,8 @@ ARRAY_EXTENSION = ".npy"
 class Store(Protocol):
     """Read access to items by key.
 
-    read(key) returns (H, W, 3) uint8 RGB, or (H, W, 3) float32 where the store holds floats.
+    read(key) returns (H, W, 3) uint8 RGB, or (H, W, 3) float32 where the store holds floats (float16 where a
+    folder holds float16 ``.npy`` files, as ``srprep centroids --store-dtype float16`` writes them).
     shape(key) returns (H, W, C) without decoding pixels where the format allows.
     """
 

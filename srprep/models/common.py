@@ -61,6 +61,19 @@ class PixelShuffleUpsampler(nn.Sequential):
         super().__init__(*layers)
 
 
+def channel_gate(channels: int, reduction: int = 16) -> nn.Sequential:
+    """The squeeze-and-excitation MLP of RCAN's and IMDN's channel attention: 1x1 conv down by ``reduction``,
+    ReLU, 1x1 conv back up, sigmoid. Its weights sit at ``<name>.0`` and ``<name>.2`` (``conv_du.{0,2}`` in the
+    official checkpoints); what it is fed (a global average, or IMDN's mean + standard deviation) is up to
+    the caller."""
+    return nn.Sequential(
+        nn.Conv2d(channels, channels // reduction, 1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(channels // reduction, channels, 1),
+        nn.Sigmoid(),
+    )
+
+
 def upsample_factors(scale: int) -> list[int]:
     """Split ``scale`` into pixel-shuffle stages: powers of two as x2 stages, 3 as a single x3 stage.
 

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Optional
 import torch
 from torch import nn
 
-from srprep.models.common import conv3x3, key_indices, shape_of
+from srprep.models.common import channel_gate, conv3x3, key_indices, shape_of
 from srprep.models.registry import register_model
 
 
@@ -25,12 +25,7 @@ class ContrastChannelAttention(nn.Module):
 
     def __init__(self, channels: int, reduction: int = 16) -> None:
         super().__init__()
-        self.conv_du = nn.Sequential(
-            nn.Conv2d(channels, channels // reduction, 1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(channels // reduction, channels, 1),
-            nn.Sigmoid(),
-        )
+        self.conv_du = channel_gate(channels, reduction)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mean = x.mean(dim=(2, 3), keepdim=True)

@@ -20,6 +20,7 @@ from srprep.models.common import (
     DIV2K_RGB_MEAN,
     MeanShift,
     PixelShuffleUpsampler,
+    channel_gate,
     conv3x3,
     key_indices,
     scale_from_shuffle_convs,
@@ -35,12 +36,7 @@ class ChannelAttention(nn.Module):
     def __init__(self, channels: int, reduction: int = 16) -> None:
         super().__init__()
         self.avg_pool = nn.AdaptiveAvgPool2d(1)
-        self.conv_du = nn.Sequential(
-            nn.Conv2d(channels, channels // reduction, 1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(channels // reduction, channels, 1),
-            nn.Sigmoid(),
-        )
+        self.conv_du = channel_gate(channels, reduction)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.conv_du(self.avg_pool(x))

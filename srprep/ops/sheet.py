@@ -3,7 +3,8 @@
 Images of one row are brought to a common height by nearest-neighbour upscaling with an integer factor
 (an x2 LR becomes 2x2 blocks), so that a pixel of the LR lies exactly beside the HR pixels it came from
 and interpolation does not hide or invent detail. Labels are drawn with OpenCV's built-in Hershey font,
-so no font file is read.
+so no font file is read. The same layout serves every sheet srprep draws (pairs, centroids, inspect,
+validation, and the degradation grids of :func:`srprep.ops.degrade.contact.degradation_sheet`).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ __all__ = ["contact_sheet", "nearest_upscale"]
 
 _LABEL_H = 18  # px: room for one line of Hershey simplex at scale 0.45 plus a margin
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
-_FONT_SCALE = 0.45
+_MIN_FONT_SCALE = 0.25  # below this Hershey simplex is no longer legible
 
 
 def nearest_upscale(img: np.ndarray, factor: int) -> np.ndarray:
@@ -55,15 +56,24 @@ def _as_rgb8(img: np.ndarray, where: str) -> np.ndarray:
     return out
 
 
-def _put_label(canvas: np.ndarray, text: str, x: int, y: int, width: int) -> None:
-    """Write ``text`` left-aligned in the strip of ``width`` px starting at (x, y), cut to fit."""
+def _put_label(canvas: np.ndarray, text: str, x: int, y: int, width: int, height: int, colour: int,
+               shrink: bool) -> None:
+    """Write ``text`` left-aligned in the strip of ``width`` x ``height`` px starting at (x, y), cut to fit.
+
+    The font and the baseline scale with the strip (scale 0.45 and baseline 13 px for the default 18 px);
+    with ``shrink`` a too-wide label first gets a smaller font (down to a legible minimum), then is cut.
+    """
     if not text:
         return
     # Hershey fonts know ASCII only; anything else would show as '?'-like garbage.
     text = text.encode("ascii", "replace").decode("ascii")
-    while text and cv2.getTextSize(text, _FONT, _FONT_SCALE, 1)[0][0] > width - 4:
+    scale = height / 40.0
+    while shrink and scale > _MIN_FONT_SCALE and cv2.getTextSize(text, _FONT, scale, 1)[0][0] > width - 4:
+        scale *= 0.9
+    while text and cv2.getTextSize(text, _FONT, scale, 1)[0][0] > width - 4:
         text = text[:-1]
-    cv2.putText(canvas, text, (x + 2, y + _LABEL_H - 5), _FONT, _FONT_SCALE, (255, 255, 255), 1, cv2.LINE_AA)
+    baseline = y + round(height * (_LABEL_H - 5) / _LABEL_H)
+    cv2.putText(canvas, text, (x + 2, baseline), _FONT, scale, (colour,) * 3, 1, cv2.LINE_AA)
 
 
 def contact_sheet(
@@ -73,6 +83,8 @@ def contact_sheet(
     pad: int = 4,
     max_height: int | None = 512,
     background: int = 32,
+    label_height: int = _LABEL_H,
+    shrink_labels: bool = False,
 ) -> np.ndarray:
     """Lay out rows of images in one RGB picture, LR images upscaled (nearest) to line up with HR.
 
@@ -89,7 +101,10 @@ def contact_sheet(
             ASCII text; longer captions are cut to the cell width.
         pad: pixels between and around cells.
         max_height: cap on the height of a row in the sheet (``None``: no cap).
-        background: grey level of the canvas (labels are white on it).
+        background: grey level of the canvas (labels are white on a dark one, black on a light one).
+        label_height: pixels of the strip a label is drawn in; the font scales with it.
+        shrink_labels: give a label that is too wide for its cell a smaller font before cutting it (for
+            names that must be read whole, such as degradation recipes).
 
     Returns:
         ``(H, W, 3)`` ``uint8`` RGB image.
@@ -107,6 +122,8 @@ def contact_sheet(
         raise ValueError("contact_sheet: no rows")
     if pad < 0:
         raise ValueError(f"pad must be >= 0, not {pad}")
+    if label_height < 1:
+        raise ValueError(f"label_height must be >= 1, not {label_height}")
     per_cell = labels is not None and len(labels) > 0 and not isinstance(labels[0], str)
     if per_cell:
         if len(labels) != len(rows) or any(len(lr) != len(r) for lr, r in zip(labels, rows)):
@@ -130,23 +147,24 @@ def contact_sheet(
     for cells in laid_out:
         for j, c in enumerate(cells):
             col_w[j] = max(col_w[j], c.shape[1])
-    header = _LABEL_H if (labels is not None and not per_cell) else 0
-    cell_label = _LABEL_H if per_cell else 0
+    header = label_height if (labels is not None and not per_cell) else 0
+    cell_label = label_height if per_cell else 0
     row_h = [max(c.shape[0] for c in cells) + cell_label for cells in laid_out]
     width = pad + sum(w + pad for w in col_w)
     height = pad + header + sum(h + pad for h in row_h)
     canvas = np.full((height, width, 3), background, np.uint8)
 
+    ink = 255 if background < 128 else 0
     xs = np.cumsum([pad] + [w + pad for w in col_w])[:-1]
     if header:
         for j, text in enumerate(labels):
-            _put_label(canvas, text, int(xs[j]), pad, col_w[j])
+            _put_label(canvas, text, int(xs[j]), pad, col_w[j], label_height, ink, shrink_labels)
     y = pad + header
     for i, cells in enumerate(laid_out):
         for j, c in enumerate(cells):
             x = int(xs[j])
             if per_cell:
-                _put_label(canvas, labels[i][j], x, y, col_w[j])
+                _put_label(canvas, labels[i][j], x, y, col_w[j], label_height, ink, shrink_labels)
             canvas[y + cell_label: y + cell_label + c.shape[0], x: x + c.shape[1]] = c
         y += row_h[i] + pad
     return canvas

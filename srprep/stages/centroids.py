@@ -50,7 +50,7 @@ authors' whole-image run): make centroids before cropping.
 The step's parameters hold the model file's SHA-256, architecture, scale, precision, tiling, store dtype and
 convention; a different model file redoes every image. A killed run resumes per image. On ``--device cuda``
 the work is pipelined (decode, network and encode overlap; several GPUs get one process each), see
-:mod:`srprep.stages.upscale`.
+:mod:`srprep.stages.network`.
 """
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ from ..io import images
 from ..io.stores import FolderStore, open_store, paired_keys, scale_suffix
 from ..ops.imresize import imresize_matlab, to_uint8
 from ..runner import Item, ItemResult, Step, StepReport
-from .upscale import (InferOptions, ModelSpec, device_kind, item_source, read_item, remove_temporaries,
+from .network import (InferOptions, ModelSpec, device_kind, item_source, read_item, remove_temporaries,
                       resolve_devices, run_model_step)
 
 __all__ = ["CONVENTIONS", "STORE_DTYPES", "SR_FIELD", "LR_FIELD", "CentroidOptions", "CentroidSource",
@@ -283,21 +283,6 @@ def _where(store, key: str) -> str:
 # ------------------------------------------------------------------------------------------ writing
 
 
-def _save_npy(path: Path, arr: np.ndarray) -> None:
-    """``np.save`` through a temporary name and a rename, so a killed run never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            np.save(fh, np.ascontiguousarray(arr), allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _finish_folder(payload, sr: np.ndarray, *, out: str, scale: int, opts: CentroidOptions) -> ItemResult:
     key = payload[0]
     sr_img, lr_img = make_centroids(sr, scale, convention=opts.convention, dtype=opts.store_dtype)
@@ -307,7 +292,7 @@ def _finish_folder(payload, sr: np.ndarray, *, out: str, scale: int, opts: Centr
         if ext == ".png":
             images.write_image(Path(out) / name, img, png_level=opts.png_level)
         else:
-            _save_npy(Path(out) / name, img)
+            images.write_array(Path(out) / name, np.ascontiguousarray(img))
     return ItemResult(outputs=names)
 
 
@@ -461,8 +446,7 @@ def _read_output(store, key: str, name: str, scale: int) -> np.ndarray:
     png = store / f"{key}{suffix}.png"
     if png.is_file():
         return images.read_image(png)
-    # float16 arrays: np.load directly (srprep's array reader takes float32 only)
-    return np.load(store / f"{key}{suffix}.npy", allow_pickle=False).astype(np.float32)
+    return images.read_array(store / f"{key}{suffix}.npy").astype(np.float32)
 
 
 def preview_rows(src: CentroidSource, keys: Sequence[str], crop: int = 48) -> tuple[list, list[str]]:

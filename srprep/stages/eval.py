@@ -45,7 +45,7 @@ from ..io import images
 from ..ops.grid import modcrop
 from ..ops.imresize import imresize_matlab, to_uint8
 from ..ops.metrics import psnr, ssim
-from .upscale import InferOptions, ModelSpec, resolve_devices
+from .network import InferOptions, ModelSpec, resolve_devices
 
 __all__ = ["LR_CONVENTIONS", "PairSource", "DatasetResult", "EvalReport", "find_pairs", "make_lr", "check_lr_files",
            "evaluate_dataset", "evaluate_datasets"]

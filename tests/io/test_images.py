@@ -789,6 +789,14 @@ def test_array_round_trip(tmp_path, rng, shape):
     assert [p.name for p in path.parent.iterdir()] == ["a.npy"]
 
 
+def test_array_float16_round_trip(tmp_path, rng):
+    arr = rng.random((6, 5, 3)).astype(np.float16)  # what srprep centroids --store-dtype float16 writes
+    write_array(tmp_path / "h.npy", arr)
+    out = read_array(tmp_path / "h.npy")
+    assert out.dtype == np.float16
+    np.testing.assert_array_equal(out, arr)
+
+
 def test_array_special_values_and_fortran_order(tmp_path):
     arr = np.asfortranarray(np.array([[np.nan, np.inf], [-0.0, 1e-45]], np.float32))
     write_array(tmp_path / "f.npy", arr)

@@ -2,13 +2,9 @@
 convention, pipelined and multi-process runs give the same bytes, resume after a real SIGKILL, packed stores,
 and clear errors."""
 import json
-import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,24 +17,12 @@ from srprep.infer import upscale
 from srprep.io.hdf5_store import Hdf5Store
 from srprep.io.images import read_image, write_image
 from srprep.io.lmdb_store import LmdbStore
-from srprep.models import load_pretrained
 from srprep.ops.imresize import imresize_matlab, to_uint8
 from srprep.stages.centroids import CentroidOptions, OptionsError, centroids, make_centroids
 from srprep.stages.pack import dataset_fields, pack
 
 REPO = Path(__file__).resolve().parents[2]
 NAMES = ("baby", "bird", "butterfly", "head", "woman")
-
-
-@pytest.fixture(scope="module")
-def weights(shared_data):
-    return shared_data / "weights" / "IMDN_x2.pth"
-
-
-@pytest.fixture(scope="module")
-def imdn(weights):
-    torch.set_num_threads(2)
-    return load_pretrained(weights)[0]
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +150,7 @@ def test_changed_model_redoes_the_step(dataset, weights, tmp_path, capsys):
     assert not np.array_equal(read_image(data / "sr_pretrained/head.png"), before)
 
 
-def test_killed_run_resumes_to_the_same_bytes(shared_data, weights, tmp_path):
+def test_killed_run_resumes_to_the_same_bytes(shared_data, weights, tmp_path, kill_when):
     hr = tmp_path / "hr"
     kodak = [read_image(p) for p in sorted((shared_data / "train_mini/kodak").glob("*.png"))]
     for i in range(16):
@@ -174,15 +158,9 @@ def test_killed_run_resumes_to_the_same_bytes(shared_data, weights, tmp_path):
     data = tmp_path / "data"
     assert main(["-q", "downsample", hr, data, "-s", "2", "-j", "1"]) == 0
     centroids(data, weights, out=tmp_path / "ref", jobs=1, progress=False)
-    proc = subprocess.Popen([sys.executable, "-m", "srprep", "-q", "centroids", data, "-m", weights, "-j", "1"],
-                            cwd=REPO, start_new_session=True)
     sr_dir = data / "sr_pretrained"
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(sr_dir.glob("*.png"))) < 3:
-        time.sleep(0.005)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    done_before = len(list(sr_dir.glob("*.png")))
+    done_before = kill_when([sys.executable, "-m", "srprep", "-q", "centroids", data, "-m", weights, "-j", "1"],
+                            sr_dir, "*.png", 3, cwd=REPO)
     assert 3 <= done_before < 16, "the kill did not land half-way"
     assert not (sr_dir / ".srprep/manifest.json").exists()
     report = centroids(data, weights, jobs=1, progress=False)

@@ -1,11 +1,8 @@
 """``srprep degrade``: layout, seeds, parameter records that regenerate the bytes, cache, resume, CLI, errors."""
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -221,17 +218,11 @@ def test_a_failed_run_resumes_where_it_stopped(hr_dir, tmp_path):
     assert files(dst)["LR/kodim03_c1x4.png"] == files(tmp_path / "out")["LR/kodim03_c1x4.png"]
 
 
-def test_killed_run_resumes_to_identical_outputs(hr_dir, tmp_path):
+def test_killed_run_resumes_to_identical_outputs(hr_dir, tmp_path, kill_when):
     dst = tmp_path / "out"
     cmd = [sys.executable, "-m", "srprep", "-q", "degrade", hr_dir, dst, "--recipe", "realesrgan", "--copies", "40",
            "-j", "1"]
-    proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list((dst / "LR").glob("*.png"))) < 10:
-        time.sleep(0.005)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    done_before = len(list((dst / "LR").glob("*.png")))
+    done_before = kill_when(cmd, dst / "LR", "*.png", 10, cwd=REPO)
     assert 10 <= done_before < 120
     cmd = [str(c) for c in cmd]
     out = subprocess.run([*cmd[:3], *cmd[4:]], cwd=REPO, capture_output=True, text=True, timeout=300)

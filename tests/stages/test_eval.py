@@ -16,11 +16,6 @@ from srprep.stages.eval import find_pairs, make_lr
 
 
 @pytest.fixture(scope="module")
-def weights(shared_data):
-    return shared_data / "weights" / "IMDN_x2.pth"
-
-
-@pytest.fixture(scope="module")
 def set5(shared_data):
     return shared_data / "benchmark" / "Set5"
 

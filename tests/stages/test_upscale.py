@@ -9,20 +9,8 @@ from srprep.cli import main
 from srprep.errors import SrprepError
 from srprep.infer import upscale
 from srprep.io.images import read_image, write_image
-from srprep.models import load_pretrained
 from srprep.runner import default_jobs
 from srprep.stages.upscale import InferOptions, upscale_store
-
-
-@pytest.fixture(scope="module")
-def weights(shared_data):
-    return shared_data / "weights" / "IMDN_x2.pth"
-
-
-@pytest.fixture(scope="module")
-def imdn(weights):
-    torch.set_num_threads(2)
-    return load_pretrained(weights)[0]
 
 
 @pytest.fixture(scope="module")

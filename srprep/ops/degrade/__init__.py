@@ -13,7 +13,7 @@ touches a global RNG.
 >>> apply(np.full((64, 64, 3), 128, np.uint8), p).shape
 (16, 16, 3)
 """
-from .contact import contact_sheet, degradation_sheet
+from .contact import degradation_sheet
 from .filtering import filter2d, filter2d_torch
 from .jpeg import jpeg_decode, jpeg_encode, jpeg_roundtrip, jpeg_torch
 from .kernels import (KERNEL_PROB, KERNEL_SIZES, KERNEL_TYPES, KernelSpec, anisotropic_gaussian_kernel,
@@ -34,7 +34,7 @@ __all__ = [
     "DegradationConfig", "DegradationParams",
     "add_gaussian_noise", "add_gaussian_noise_torch", "add_poisson_noise", "add_poisson_noise_torch",
     "anisotropic_gaussian_kernel", "apply", "apply_batch", "apply_reflash", "circular_lowpass_kernel",
-    "contact_sheet", "degradation_sheet", "draw_params", "filter2d", "filter2d_torch", "gaussian_noise",
+    "degradation_sheet", "draw_params", "filter2d", "filter2d_torch", "gaussian_noise",
     "generalized_gaussian_kernel", "isotropic_gaussian_kernel", "item_rng", "item_seed_sequence",
     "jpeg_decode", "jpeg_encode", "jpeg_roundtrip", "jpeg_torch", "kernel_from_spec", "load_params",
     "plateau_kernel", "poisson_noise", "pulse_kernel", "random_kernel_spec", "random_mixed_kernel",

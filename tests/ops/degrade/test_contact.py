@@ -2,7 +2,8 @@
 import numpy as np
 
 from srprep.ops.degrade import DegradationConfig, apply, draw_params, item_rng
-from srprep.ops.degrade.contact import contact_sheet, degradation_sheet
+from srprep.ops.degrade.contact import degradation_sheet
+from srprep.ops.sheet import contact_sheet
 
 
 def test_degradation_sheet_layout_and_labels(set5_butterfly):
@@ -18,6 +19,7 @@ def test_degradation_sheet_layout_and_labels(set5_butterfly):
 
 
 def test_contact_sheet_columns():
+    # the layout degradation_sheet asks of the shared contact sheet: labelled cells, a light canvas
     tiles = [np.full((10, 20, 3), v, np.uint8) for v in (0, 100, 200)]
-    sheet = contact_sheet(tiles, ["a", "b", "c"], columns=3, strip=12, gap=2)
+    sheet = contact_sheet([tiles], [["a", "b", "c"]], pad=2, label_height=12, background=255, shrink_labels=True)
     assert sheet.shape == (12 + 10 + 4, 3 * 20 + 4 * 2, 3)

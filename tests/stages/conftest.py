@@ -1,0 +1,18 @@
+"""Fixtures shared by the stage tests that run a real network: the IMDN x2 weights beside the checkout."""
+import pytest
+import torch
+
+from srprep.models import load_pretrained
+
+
+@pytest.fixture(scope="module")
+def weights(shared_data):
+    """Path of the real IMDN x2 weights (``IMDN_x2.pth``) in the reference data."""
+    return shared_data / "weights" / "IMDN_x2.pth"
+
+
+@pytest.fixture(scope="module")
+def imdn(weights):
+    """The IMDN x2 network loaded from :func:`weights`, once per test module (2 threads: shared CPU)."""
+    torch.set_num_threads(2)
+    return load_pretrained(weights)[0]

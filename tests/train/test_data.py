@@ -1,0 +1,101 @@
+"""Patch sampling: crops on the scale grid, determinism whatever the workers, resumable, sharded, any store."""
+import numpy as np
+import pytest
+import torch
+
+from srprep.errors import StoreError
+from srprep.ops.imresize import imresize_matlab
+from srprep.train.config import load_config
+from srprep.train.data import BatchIndexSampler, PatchDataset, build_dataset, check_fields, make_loader
+
+from .conftest import DictStore, coordinate_images
+
+
+def synthetic_dataset(scale=2, patch=16, seed=0, **kw):
+    hr_items, lr_items = {}, {}
+    for i, (h, w) in enumerate([(20, 30), (16, 16), (40, 24)]):
+        hr_items[f"k{i}"], lr_items[f"k{i}"] = coordinate_images(h, w, scale)
+    stores = {"hr": DictStore(hr_items), "lr": DictStore(lr_items)}
+    keys = list(hr_items)
+    grid = check_fields(stores, keys, scale=scale, patch=patch, lr_fields=["lr"])
+    return PatchDataset(stores, keys, grid, scale=scale, patch=patch, seed=seed, lr_fields=["lr"], **kw)
+
+
+def test_crops_start_on_the_scale_grid_and_pair_up():
+    for scale in (2, 3, 4):
+        ds = synthetic_dataset(scale=scale, patch=4 * scale)
+        for index in range(60):
+            s = ds[index]
+            hr, lr = s["hr"], s["lr"]
+            assert hr.shape == (4 * scale, 4 * scale, 3) and lr.shape == (4, 4, 3)
+            np.testing.assert_array_equal(hr[::scale, ::scale], lr)  # the LR window sits on the HR window
+            c = hr[0, 0].astype(int)
+            i, j = c[0] + 256 * (c[2] % 16), c[1] + 256 * (c[2] // 16)
+            assert i % scale == 0 and j % scale == 0
+
+
+def test_every_key_once_per_epoch_and_seeded():
+    ds = synthetic_dataset()
+    for epoch in range(3):
+        assert sorted(ds.key_at(epoch * 3 + i) for i in range(3)) == ["k0", "k1", "k2"]
+    other = synthetic_dataset(seed=1)
+    same = synthetic_dataset(seed=0)
+    assert all(np.array_equal(ds[i]["hr"], same[i]["hr"]) for i in range(10))
+    assert any(not np.array_equal(ds[i]["hr"], other[i]["hr"]) for i in range(10))
+
+
+def batches(loader, n):
+    it = iter(loader)
+    return [next(it) for _ in range(n)]
+
+
+def test_batches_do_not_depend_on_workers_and_resume_by_step():
+    # Use OpenCV's thread pool in this process first: forked workers must still deliver (a worker that calls
+    # cv2.setNumThreads after that deadlocks).
+    imresize_matlab(np.zeros((1024, 1024, 3), np.uint8), 0.5)
+    ds = synthetic_dataset()
+    ref = batches(make_loader(ds, batch=4, start_step=0, workers=0), 4)
+    with_workers = batches(make_loader(ds, batch=4, start_step=0, workers=2, timeout=120), 4)
+    resumed = batches(make_loader(ds, batch=4, start_step=2, workers=0), 2)
+    for a, b in zip(ref, with_workers):
+        assert all(torch.equal(a[k], b[k]) for k in ("hr", "lr", "flags"))
+    for a, b in zip(ref[2:], resumed):
+        assert all(torch.equal(a[k], b[k]) for k in ("hr", "lr", "flags"))
+
+
+def test_processes_share_the_global_stream():
+    one = BatchIndexSampler(8, start_step=3)
+    r0, r1 = BatchIndexSampler(4, 3, rank=0, world=2), BatchIndexSampler(4, 3, rank=1, world=2)
+    assert next(iter(one)) == next(iter(r0)) + next(iter(r1))
+    with pytest.raises(ValueError):
+        BatchIndexSampler(4, rank=2, world=2)
+
+
+def test_folder_lmdb_and_hdf5_give_the_same_batches(kodak_x2, kodak_lmdb, kodak_hdf5):
+    out = []
+    for root in (kodak_x2, kodak_lmdb, kodak_hdf5):
+        cfg = load_config(None, [f"data.root={root}", "data.patch=64", "val.every=0"])
+        ds = build_dataset(cfg, holdout=["kodim08"])
+        assert len(ds.keys) == 7 and "kodim08" not in ds.keys
+        out.append(batches(make_loader(ds, batch=3, start_step=5, workers=0), 2))
+    for other in out[1:]:
+        for a, b in zip(out[0], other):
+            assert all(torch.equal(a[k], b[k]) for k in ("hr", "lr", "flags"))
+
+
+def test_clear_errors(kodak_x2, kodak_eco, kodak_lmdb):
+    with pytest.raises(StoreError, match=r"smaller than data\.patch=512"):
+        build_dataset(load_config(None, [f"data.root={kodak_x2}", "data.patch=512"]))
+    with pytest.raises(StoreError, match=r"X2\.lmdb \(lr\): item 'kodim01' is 250x250, and 500x500 in .*HR\.lmdb "
+                                         r"\(hr\): x2, but model\.scale is 4"):
+        build_dataset(load_config(None, [f"data.root={kodak_lmdb}", "model.scale=4", "data.lr=X2", "data.patch=64"]))
+    with pytest.raises(StoreError, match=r"names end in x2: LR images of another scale\? model\.scale is 4"):
+        build_dataset(load_config(None, [f"data.root={kodak_x2}", "model.scale=4", "data.lr=X2", "data.patch=64"]))
+    with pytest.raises(StoreError, match=r"no field 'sr_pretrained' \(ECO is on .*srprep centroids"):
+        build_dataset(load_config(None, [f"data.root={kodak_x2}", "eco.enabled=true"]))
+    with pytest.raises(StoreError, match=r"no field 'X3'"):
+        build_dataset(load_config(None, [f"data.root={kodak_x2}", "model.scale=3", "data.patch=96"]))
+    ds = build_dataset(load_config(None, [f"data.root={kodak_eco}", "eco.enabled=true", "data.patch=32"]))
+    sample = ds[0]
+    assert set(sample) == {"hr", "lr", "hr_c", "lr_c", "flags"}
+    assert sample["hr_c"].shape == sample["hr"].shape and sample["lr_c"].shape == sample["lr"].shape

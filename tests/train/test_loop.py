@@ -1,0 +1,161 @@
+"""The training loop end to end on the CPU: learns, resumes bit for bit, ECO on and off, degradation, CLI."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from srprep.cli import main
+from srprep.models import load_pretrained
+from srprep.train import load_config, train
+from srprep.train.data import build_dataset, make_loader
+from srprep.train.logs import read_csv
+from srprep.train.loop import _inputs
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "configs" / "tiny_cpu.yaml"
+FAST = ["train.cpu_threads=1", "train.tensorboard=false"]
+
+
+def test_tiny_config_trains_from_a_packed_store_and_beats_bicubic(kodak_lmdb, tmp_path):
+    cfg = load_config(TINY, [f"data.root={kodak_lmdb}", "val.every=150", *FAST])
+    result = train(cfg, tmp_path / "run")
+    assert result.steps == 300 and not result.stopped_early
+    assert result.best_psnr > result.bicubic_psnr + 0.3, (result.best_psnr, result.bicubic_psnr)
+    run = tmp_path / "run"
+    for name in ("config.yaml", "train.csv", "val.csv", "curves.png", "val_crops.png", "best.pt", "last.pt"):
+        assert (run / name).is_file(), name
+    val = read_csv(run / "val.csv")
+    assert [r["step"] for r in val] == [150, 300] and val[-1]["best_psnr"] == pytest.approx(result.best_psnr, abs=1e-3)
+    assert len(read_csv(run / "train.csv")) == 12
+    # best.pt is an ordinary srprep checkpoint: the network and its config come back
+    model, info = load_pretrained(run / "best.pt")
+    assert info.arch == "edsr" and info.scale == 2 and info.kwargs["num_blocks"] == 2
+    assert info.config["data"]["root"] == str(kodak_lmdb)
+
+
+def resume_config(root, iters):
+    return load_config(TINY, [
+        f"data.root={root}", f"train.iters={iters}", "val.every=0", "train.log_every=2", "train.ckpt_every=100",
+        "data.patch=32", "data.batch=4", "model.name=msrresnet",
+        "model.kwargs={num_block: 2, num_feat: 16, dropout: 0.5}",
+        "eco.enabled=true", "augment.rgb_permute=0.5", "augment.blend=0.5", "augment.mixup=0.5",
+        "train.ema=0.9", "train.skip_threshold=5", "train.grad_clip=0.5", "optim.name=lamb", *FAST])
+
+
+def test_resume_after_stopping_is_bit_identical(kodak_eco, tmp_path):
+    n, k = 8, 3
+    whole = train(resume_config(kodak_eco, n), tmp_path / "whole")
+    first = train(resume_config(kodak_eco, n), tmp_path / "split", stop_at=k)
+    assert first.stopped_early and first.steps == k
+    second = train(resume_config(kodak_eco, n), tmp_path / "split", resume="auto")
+    assert second.steps == n and not second.stopped_early
+    a = torch.load(whole.state_checkpoint, weights_only=True)
+    b = torch.load(second.state_checkpoint, weights_only=True)
+    assert a["step"] == b["step"] == n
+    for part in ("model", "ema"):
+        assert a[part].keys() == b[part].keys()
+        for key in a[part]:
+            assert torch.equal(a[part][key], b[part][key]), (part, key)
+    for pa, pb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert all(torch.equal(pa[s], pb[s]) for s in pa)
+    assert torch.equal(a["last_loss"], b["last_loss"])
+    # the logs read as one run: the rows of the interrupted run after step k are gone
+    assert [r["step"] for r in read_csv(tmp_path / "split" / "train.csv")] == [2, 3, 4, 6, 8]
+
+
+def test_eco_inputs_start_at_the_centroids(kodak_eco):
+    cfg = load_config(TINY, [f"data.root={kodak_eco}", "eco.enabled=true", "data.patch=32", *FAST])
+    batch = next(iter(make_loader(build_dataset(cfg), batch=4, start_step=0)))
+    gen = torch.Generator()
+    fmt = torch.contiguous_format
+    lr, hr, alpha = _inputs(batch, cfg, 0, gen, gen, torch.device("cpu"), fmt)
+    assert alpha == 1.0
+    off = load_config(TINY, [f"data.root={kodak_eco}", "data.patch=32", *FAST])
+    lr_plain, hr_plain, alpha_plain = _inputs(batch, off, 0, gen, gen, torch.device("cpu"), fmt)
+    assert np.isnan(alpha_plain)
+    centroid_lr = batch["lr_c"].permute(0, 3, 1, 2).float() / 255
+    flags = batch["flags"].bool()
+    for i in range(4):  # undo the per-sample flips to compare with the stored centroid patch
+        x = lr[i]
+        if flags[i, 2]:
+            x = x.transpose(-1, -2)
+        if flags[i, 1]:
+            x = x.flip(-2)
+        if flags[i, 0]:
+            x = x.flip(-1)
+        assert torch.equal(x, centroid_lr[i])
+    assert not torch.equal(lr, lr_plain)
+    _, _, late = _inputs(batch, cfg, cfg.train.iters, gen, gen, torch.device("cpu"), fmt)
+    assert late == 0.0
+
+
+def test_eco_on_and_off_both_train(kodak_eco, tmp_path):
+    results = {}
+    for eco in (False, True):
+        cfg = load_config(TINY, [f"data.root={kodak_eco}", f"eco.enabled={str(eco).lower()}", "train.iters=40",
+                                 "val.every=40", "train.log_every=10", *FAST])
+        results[eco] = train(cfg, tmp_path / f"eco_{eco}")
+        assert np.isfinite(results[eco].best_psnr)
+    rows = read_csv(tmp_path / "eco_True" / "train.csv")
+    alphas = [r["eco_alpha"] for r in rows]
+    assert alphas[0] == 1.0 and alphas[-1] == 0.0 and alphas == sorted(alphas, reverse=True)
+    assert (tmp_path / "eco_True" / "eco_schedule.png").is_file()
+    assert all(np.isnan(r["eco_alpha"]) for r in read_csv(tmp_path / "eco_False" / "train.csv"))
+
+
+def test_on_the_fly_degradation_with_dropout_runs(kodak_x2, tmp_path):
+    cfg = load_config(TINY, [
+        f"data.root={kodak_x2}", "model.name=srresnet", "model.scale=4",
+        "model.kwargs={num_block: 1, num_feat: 16, dropout: 0.7}", "data.lr=null", "degrade.enabled=true",
+        "degrade.recipe=configs/degrade/realesrgan_x4plus.yaml", "degrade.noise=host", "data.patch=64",
+        "data.batch=2", "train.iters=3", "val.every=0", "train.log_every=1", *FAST])
+    batch = next(iter(make_loader(build_dataset(cfg), batch=2, start_step=0)))
+    assert "lr" not in batch and len(batch["params"]) == 2
+    gen = torch.Generator()
+    lr, hr, _ = _inputs(batch, cfg, 0, gen, gen, torch.device("cpu"), torch.contiguous_format)
+    assert lr.shape == (2, 3, 16, 16) and hr.shape == (2, 3, 64, 64)
+    assert torch.equal(lr, (lr * 255).round() / 255)  # the pipeline ends on the 8-bit grid
+    result = train(cfg, tmp_path / "real")
+    assert result.steps == 3 and np.isfinite(read_csv(tmp_path / "real" / "train.csv")[-1]["loss"])
+
+
+def test_cli_trains_refuses_to_overwrite_and_resumes(kodak_x2, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", "-c", TINY, f"data.root={kodak_x2}", "train.iters=10", "val.every=10", "train.log_every=5",
+            *FAST, "--run-dir", run]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "best PSNR" in out and f"best weights:  {run / 'best.pt'}" in out and "--resume auto" in out
+    assert main(args) == 1
+    assert "already holds checkpoints; continue with --resume auto" in capsys.readouterr().err
+    assert main(["train", "--resume", "auto", "--run-dir", run, "train.iters=14", "val.every=7"]) == 0
+    assert "for 14 steps" in capsys.readouterr().out
+    assert [r["step"] for r in read_csv(run / "train.csv")] == [5, 10, 14]
+    assert main(["train", "-c", TINY, "train.iter=3"]) == 1
+    assert "did you mean train.iters?" in capsys.readouterr().err
+    assert main(["train", "--plot-eco", tmp_path / "eco.png"]) == 0
+    assert (tmp_path / "eco.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_on_the_cpu(kodak_x2, tmp_path):
+    """The same command line under torchrun: gloo on the CPU, one log, one set of checkpoints."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+           "-m", "srprep", "train", "-c", str(TINY), f"data.root={kodak_x2}", "train.iters=6", "val.every=6",
+           "train.log_every=3", "train.skip_threshold=5", *FAST, "--run-dir", str(run)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("best PSNR") == 1  # only the main process reports
+    assert [r["step"] for r in read_csv(run / "train.csv")] == [3, 6]
+    assert (run / "checkpoints" / "step_0000006.pt").is_file() and (run / "best.pt").is_file()
