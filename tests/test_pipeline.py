@@ -166,6 +166,18 @@ def test_data_steps_on_a_local_dask_cluster_match_the_local_run(dask_cluster, tm
                  "-s", "2", "-s", "3"]) == 0
     local, remote = _tree_bytes(tmp_path / "local"), _tree_bytes(tmp_path / "dask")
     assert len(local) == 24 and local == remote
+    # pack: workers decode/crop/encode, the one writer stays here; the stores hold the same records
+    for name in ("local", "dask"):
+        args = ["-q"] + (["--scheduler", dask_cluster] if name == "dask" else [])
+        assert main(args + ["pack", str(tmp_path / name), str(tmp_path / f"{name}_packed"), "--encoding", "png",
+                            "--crop", "--size", "96", "--step", "48"]) == 0
+    from srprep.io.stores import open_store
+    for field in ("HR.lmdb", "X2.lmdb", "X3.lmdb"):
+        a, b = open_store(tmp_path / "local_packed" / field), open_store(tmp_path / "dask_packed" / field)
+        assert sorted(a.keys()) == sorted(b.keys()) and len(a.keys()) > 50
+        assert all((a.read(k) == b.read(k)).all() for k in a.keys())
+    assert (tmp_path / "local_packed/HR.lmdb/meta_info.txt").read_text() == \
+        (tmp_path / "dask_packed/HR.lmdb/meta_info.txt").read_text()
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "pipelines").glob("*.yaml")), ids=lambda p: p.stem)
