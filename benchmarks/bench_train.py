@@ -32,10 +32,8 @@ import argparse
 import datetime
 import logging
 import os
-import platform
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,6 +46,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _common import cpu_name  # noqa: E402
 from srprep.io.images import read_image, write_image  # noqa: E402
 from srprep.models import count_parameters, create_model  # noqa: E402
 from srprep.ops.imresize import imresize_matlab  # noqa: E402
@@ -57,15 +56,6 @@ SHARED = REPO.parent / "shared" / "data"
 MODELS = {"edsr_baseline": "edsr_baseline", "edsr_paper": "edsr_paper"}
 
 
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def device_name(device: torch.device) -> str:

@@ -346,6 +346,11 @@ def save_checkpoint(
         "config": _plain(dict(config or {}), "config"),
         "model": state,
     }
+    return save_torch_atomic(path, payload)
+
+
+def save_torch_atomic(path: str | os.PathLike, payload) -> Path:
+    """``torch.save`` through a temporary file in the same folder and a rename: never a torn checkpoint."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)

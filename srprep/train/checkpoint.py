@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import random
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 
 from srprep.errors import SrprepError
+from srprep.models.pretrained import save_torch_atomic
 
 __all__ = ["CHECKPOINT_DIR", "checkpoint_path", "list_checkpoints", "latest_checkpoint", "save_state",
            "load_state", "rng_state", "set_rng_state", "prune_checkpoints"]
@@ -88,19 +88,7 @@ def set_rng_state(state: dict) -> None:
 
 def save_state(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     """Write a training-state dict atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": FORMAT, **state}
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return save_torch_atomic(path, {"format": FORMAT, **state})
 
 
 def load_state(path: str | os.PathLike) -> dict:
