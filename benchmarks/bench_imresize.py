@@ -4,8 +4,11 @@ Workload: one 2040x1356 RGB uint8 image (DIV2K size), ``srprep/samples/kodak/kod
 cv2 INTER_CUBIC, downscaled x2 and x4. Every row goes from a uint8 image to a uint8 LR image, as a data
 set script does, and includes the conversions the implementation needs:
 
-* srprep numpy, uint8 convention: ``imresize_matlab(img, 1/s)``;
-* srprep numpy, im2double: ``to_uint8(imresize_matlab(img, 1/s, im2double=True))``;
+* srprep, uint8 convention: ``imresize_matlab(img, 1/s, threads=T)`` (the compiled kernel), T = 1 and
+  ``--threads``;
+* srprep, im2double: ``imresize_matlab(img, 1/s, im2double=True, out_dtype=np.uint8, threads=T)``, and once
+  as ``to_uint8`` of the float64 result;
+* srprep's portable path (the compiled kernel switched off: OpenCV/numpy), both conventions;
 * srprep torch (CPU), both conventions, on a (1, 3, H, W) uint8 tensor;
 * BasicSR 1.4.2 ``basicsr.utils.matlab_functions.imresize`` on ``img/255`` (float32), then
   ``round(x*255)`` clipped to uint8 (BasicSR's own scripts);
@@ -14,8 +17,8 @@ set script does, and includes the conversions the implementation needs:
 
 Each row reports the median time of ``--repeats`` runs (the implementations take turns within a repeat so
 that load from other processes hits them alike), the ratio baseline/srprep, and how many output bytes
-equal srprep's uint8-convention and im2double outputs (srprep's outputs are the references here: the
-tests prove them bit-exact against MATLAB's Set5 files).
+equal srprep's uint8-convention and im2double outputs (srprep's single-thread outputs are the references
+here: the tests prove them bit-exact against MATLAB's Set5 files).
 
 The baselines are not installed into the project environment (BasicSR would pull torchvision and plain
 Pillow, replacing pillow-simd): they are downloaded without dependencies into ``benchmarks/.baselines``
@@ -54,7 +57,8 @@ from _common import cpu_name
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from srprep.ops.imresize import imresize_matlab, to_uint8  # noqa: E402
+import srprep.ops.imresize as imresize_mod  # noqa: E402
+from srprep.ops.imresize import imresize_matlab, native_available, to_uint8  # noqa: E402
 from srprep.ops.imresize_torch import imresize_matlab_torch  # noqa: E402
 
 BASELINES = REPO / "benchmarks" / ".baselines"
@@ -106,16 +110,37 @@ def make_image() -> np.ndarray:
     return np.ascontiguousarray(big[..., ::-1])  # RGB, (1356, 2040, 3) uint8
 
 
-def runners(img: np.ndarray, s: int, basicsr, bicubic) -> dict:
+def _portable(fn):
+    """Run ``fn`` with the compiled kernel switched off: srprep's OpenCV/numpy path (same bytes)."""
+    def run():
+        saved = imresize_mod._native
+        imresize_mod._native = None
+        try:
+            return fn()
+        finally:
+            imresize_mod._native = saved
+    return run
+
+
+def runners(img: np.ndarray, s: int, basicsr, bicubic, threads: int) -> dict:
     t = torch.from_numpy(img).permute(2, 0, 1)[None].contiguous()
 
     def basicsr_run():
         out = basicsr.imresize(img.astype(np.float32) / 255.0, 1 / s)
         return np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
 
+    u8 = np.uint8
     return {
-        "srprep numpy, uint8 convention": lambda: imresize_matlab(img, 1 / s),
-        "srprep numpy, im2double": lambda: to_uint8(imresize_matlab(img, 1 / s, im2double=True)),
+        "srprep, uint8 convention, 1 thread": lambda: imresize_matlab(img, 1 / s, threads=1),
+        f"srprep, uint8 convention, {threads} threads": lambda: imresize_matlab(img, 1 / s, threads=threads),
+        "srprep, im2double, 1 thread": lambda: imresize_matlab(img, 1 / s, im2double=True, out_dtype=u8, threads=1),
+        f"srprep, im2double, {threads} threads": lambda: imresize_matlab(img, 1 / s, im2double=True, out_dtype=u8,
+                                                                        threads=threads),
+        "srprep, im2double, float64 out + to_uint8, 1 thread": lambda: to_uint8(
+            imresize_matlab(img, 1 / s, im2double=True, threads=1)),
+        "srprep portable path (no compiled kernel), uint8 convention": _portable(lambda: imresize_matlab(img, 1 / s)),
+        "srprep portable path (no compiled kernel), im2double": _portable(
+            lambda: imresize_matlab(img, 1 / s, im2double=True, out_dtype=u8)),
         "srprep torch CPU, uint8 convention": lambda: imresize_matlab_torch(t, 1 / s)[0].permute(1, 2, 0).numpy(),
         "srprep torch CPU, im2double": lambda: to_uint8(
             imresize_matlab_torch(t, 1 / s, im2double=True)[0].permute(1, 2, 0).numpy()),
@@ -143,6 +168,8 @@ def main() -> None:
     ap.add_argument("--scales", type=int, nargs="+", default=[2, 4])
     ap.add_argument("--date", default=time.strftime("%Y-%m-%d"))
     args = ap.parse_args()
+    if not native_available():
+        sys.exit("the compiled kernel is not built (pip install -e . with a C compiler); see srprep/ops/imresize.py")
 
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
@@ -154,10 +181,10 @@ def main() -> None:
 
     rows = []
     for s in args.scales:
-        fns = runners(img, s, basicsr, bicubic)
+        fns = runners(img, s, basicsr, bicubic, args.threads)
         outs = {k: f() for k, f in fns.items()}  # warm-up (weight caches, OpenCV self-check) + outputs
-        ref_u8 = outs["srprep numpy, uint8 convention"]
-        ref_dbl = outs["srprep numpy, im2double"]
+        ref_u8 = outs["srprep, uint8 convention, 1 thread"]
+        ref_dbl = outs["srprep, im2double, 1 thread"]
         times = {k: [] for k in fns}
         for _ in range(args.repeats):
             for k, f in fns.items():
@@ -189,7 +216,7 @@ def main() -> None:
         lines.append(f"| x{s} | {k} | {med:.1f} | {mn:.1f} | {basicsr_ms[s] / med:.1f}x | {a_u8} | {a_dbl} |")
     lines.append("")
     lines.append("BasicSR / this: ratio of the median times (above 1: faster than BasicSR). The MATLAB "
-                 "references are srprep numpy's outputs on this image (bit-exact on Set5, see the tests).")
+                 "references are srprep's 1-thread outputs on this image (bit-exact on Set5, see the tests).")
     text = "\n".join(lines) + "\n"
     print(text)
 

@@ -87,6 +87,11 @@ want = md.version("pillow-simd")
 if PIL.__version__ != want:
     sys.exit(f"[setup] PIL is {PIL.__version__}, not the pillow-simd build {want}: plain pillow clobbered it")
 print(f"[setup] ok: pillow-simd {PIL.__version__}", file=sys.stderr)
+from srprep.ops.imresize import native_available
+if not native_available():
+    sys.exit("[setup] the compiled bicubic kernel (srprep/ops/_bicubic_native.c) was not built: is a C compiler "
+             "installed? (see .venv/setup.log)")
+print("[setup] ok: compiled bicubic kernel", file=sys.stderr)
 PY
 
 log "done: $venv"

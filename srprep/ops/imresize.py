@@ -37,9 +37,16 @@ Rounding ties are frequent: the weights of x2 and x4 are dyadic (x2: ``n/256``, 
   10^6 times MATLAB's float64 error (~1e-11 levels), so the rounding cannot differ; those pixels return
   ``S/255`` (within an ulp or so of MATLAB's double).
 
-Speed (2040x1356 RGB, 2-core AMD EPYC: see ``benchmarks/RESULTS.md``). Integer-scale weights are shift
-invariant, so a pass is a stride-``s`` correlation with one kernel, and MATLAB's mirror folding at the
-borders is OpenCV's ``BORDER_REFLECT``:
+Speed (2040x1356 RGB, 2-core AMD EPYC: see ``benchmarks/RESULTS.md``). The common case, uint8 input
+downscaled x2 or x4 (both conventions), runs in a small compiled kernel (``_bicubic_native.c``, built by
+``setup.py``): integer weights (the dyadic weights times ``2**e``) summed in float32/float64, exact in any
+order, both passes fused per output row (the rows pass reads only the rows it needs, the columns pass runs
+in polyphase form over contiguous memory, nothing larger than two rows is written but the output), the
+output rows split over ``threads`` threads. It is optional: every case it covers is also covered by the
+portable paths below, which give the same bytes (the tests run both) and were the whole story before it:
+
+Integer-scale weights are shift invariant, so a pass is a stride-``s`` correlation with one kernel, and
+MATLAB's mirror folding at the borders is OpenCV's ``BORDER_REFLECT``:
 
 * uint8 convention: each pass is one ``cv2.filter2D`` 8-bit -> 8-bit over the whole axis (OpenCV's 8-bit
   filter sums in float32, exact here; the rounding bias goes in its ``delta``). The rows pass then costs
@@ -65,6 +72,7 @@ there; no SR data set needs that, and it would hide a wrong axis or a thumbnail 
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import NamedTuple, Sequence
 
@@ -74,8 +82,12 @@ try:  # OpenCV is a dependency; the numpy paths below keep working without it.
     import cv2
 except ImportError:  # pragma: no cover - exercised only on installs without OpenCV
     cv2 = None
+try:  # the compiled kernel (setup.py builds it; optional: the OpenCV/numpy paths give the same bytes)
+    from srprep.ops import _bicubic_native as _native
+except ImportError:  # pragma: no cover - exercised only on installs built without a C compiler
+    _native = None
 
-__all__ = ["imresize_matlab", "to_uint8", "output_size", "AxisPlan", "axis_plan", "cubic"]
+__all__ = ["imresize_matlab", "to_uint8", "output_size", "AxisPlan", "axis_plan", "cubic", "native_available"]
 
 _KERNEL_WIDTH = 4.0
 # Most taps for which cv2.filter2D stays a direct (non-DFT) correlation: OpenCV switches to a DFT
@@ -711,6 +723,77 @@ def _tie_fixup(img: np.ndarray, plans, flat_idx: np.ndarray, out_shape) -> np.nd
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Compiled kernel (srprep/ops/_bicubic_native.c)
+# --------------------------------------------------------------------------------------------------------------
+# Output rows per thread below which the compiled kernel does not split the work (thread start-up costs more).
+_NATIVE_MIN_ROWS = 32
+
+
+def native_available() -> bool:
+    """Whether the compiled kernel was built (``pip install`` compiles it where a C compiler exists).
+
+    Without it every case still runs, bit-identically, on the OpenCV/numpy paths, only slower.
+    """
+    return _native is not None
+
+
+def _native_axis(plan: AxisPlan):
+    """(integer weights as float32, first start, stride, dyadic exponent) when the compiled kernel covers
+    this axis: one weight row at a constant stride (integer-factor downscaling) and sums of uint8 data
+    exact in float32 (x2, x4), else None."""
+    if len(plan.groups) != 1 or _exact_depth_u8(plan) != "f32":
+        return None
+    ar = _arith(plan.starts)
+    if ar is None:
+        return None
+    kern = np.ldexp(plan.groups[0][0], plan.dyadic_exp).astype(np.float32)
+    return kern, ar[0], ar[1], int(plan.dyadic_exp)
+
+
+def _native_threads(threads: int | None, rows: int) -> int:
+    if threads is None:
+        threads = cv2.getNumThreads() if cv2 is not None else 1
+    return max(1, min(int(threads), rows // _NATIVE_MIN_ROWS))
+
+
+def _resize_native(img: np.ndarray, plans, out_shape: tuple, mode: int, threads: int | None):
+    """The compiled kernel: ``(out, ties)``, or None when it does not cover the case.
+
+    ``mode`` 0: uint8 convention (uint8 out); 1: im2double, float64 ``level/255`` out; 2: im2double, uint8
+    out (MATLAB's im2uint8 of the result). ``ties``: flat output indices whose exact level is k + 1/2
+    (modes 1 and 2; the caller recomputes them in MATLAB's order)."""
+    if _native is None or img.dtype != np.uint8:
+        return None
+    (ax1, p1), (_, p2) = plans
+    if ax1 != 0:
+        return None
+    g1, g2 = _native_axis(p1), _native_axis(p2)
+    if g1 is None or g2 is None or (mode and not _exact_f64_second(p1, p2)):
+        return None
+    src = np.ascontiguousarray(img)
+    h, w = src.shape[:2]
+    c = 1 if src.ndim == 2 else src.shape[2]
+    oh, ow = out_shape[:2]
+    out = np.empty(out_shape, np.float64 if mode == 1 else np.uint8)
+    n = _native_threads(threads, oh)
+    bounds = [oh * k // n for k in range(n + 1)]
+    # np.empty does not touch the pages: a buffer large enough for every output costs only what is written.
+    tie_bufs = [np.empty((bounds[k + 1] - bounds[k]) * ow * c if mode else 0, np.int64) for k in range(n)]
+
+    def work(k: int) -> int:
+        return _native.resize_u8(src, h, w, c, out, oh, ow, g1[0], g1[1], g1[2], g1[3], g2[0], g2[1], g2[2],
+                                 g2[3], mode, bounds[k], bounds[k + 1], tie_bufs[k])
+
+    if n == 1:
+        counts = [work(0)]
+    else:
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            counts = list(pool.map(work, range(n)))
+    ties = np.concatenate([buf[:cnt] for buf, cnt in zip(tie_bufs, counts)])
+    return out, ties
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------------------------------------------
 def _check_image(img) -> np.ndarray:
@@ -734,6 +817,8 @@ def imresize_matlab(
     size: Sequence[int] | None = None,
     im2double: bool = False,
     antialias: bool = True,
+    out_dtype=None,
+    threads: int | None = None,
 ) -> np.ndarray:
     """MATLAB ``imresize(img, scale, 'bicubic')`` / ``imresize(img, [h w], 'bicubic')``, bit-exact.
 
@@ -746,15 +831,21 @@ def imresize_matlab(
             and return the unrounded float64 result (0..1 range, may over/undershoot slightly); use
             :func:`to_uint8` for MATLAB's ``imwrite``/``im2uint8``. Ignored for float input.
         antialias: MATLAB's ``'Antialiasing'`` (stretched kernel when downscaling), default on.
+        out_dtype: None (the convention's own type, below) or ``np.uint8``: for a float result, return
+            MATLAB's ``im2uint8`` of it (what ``imwrite`` saves; identical to :func:`to_uint8` of the float
+            result, but the common x2/x4 cases never form the float64 image).
+        threads: threads of the compiled kernel (default: OpenCV's thread count, ``cv2.getNumThreads()``;
+            1 inside worker processes that already run in parallel). The result does not depend on it.
 
     Returns:
         uint8 input, ``im2double=False``: uint8, the uint8 convention (rounded and saturated after each
         1-D pass). uint8 input, ``im2double=True``: float64 in ~[0, 1]. Float input: float64 with MATLAB
-        double semantics (no clipping). Shape ``(out_h, out_w[, C])``; a fresh C-contiguous array.
+        double semantics (no clipping). With ``out_dtype=np.uint8``: always uint8 (0..255). Shape
+        ``(out_h, out_w[, C])``; a fresh C-contiguous array.
 
     Raises:
         ValueError: scale <= 0 or not finite, size < 1, not a 2-D/3-D array, image too small for the
-            kernel at this scale (see module docstring).
+            kernel at this scale (see module docstring), an ``out_dtype`` other than None/uint8.
 
     Example:
         >>> hr = np.full((8, 8, 3), 200, np.uint8)
@@ -763,17 +854,34 @@ def imresize_matlab(
         ((4, 4, 3), dtype('uint8'), 200)
         >>> float(imresize_matlab(hr, 1 / 2, im2double=True)[0, 0, 0]) == 200 / 255
         True
+        >>> int(imresize_matlab(hr, 1 / 2, im2double=True, out_dtype=np.uint8)[0, 0, 0])
+        200
     """
     img = _check_image(img)
+    if out_dtype is not None and np.dtype(out_dtype) != np.uint8:
+        raise ValueError(f"out_dtype must be None or uint8, got {out_dtype!r}")
+    want_u8 = out_dtype is not None
+    if threads is not None and (isinstance(threads, bool) or int(threads) < 1):
+        raise ValueError(f"threads must be >= 1, got {threads!r}")
     plans = _plans_for(img.shape, scale, size, antialias)
     (oh, ow), _ = output_size(img.shape[:2], scale, size)
     out_shape = (oh, ow) + img.shape[2:]
     if img.dtype == np.uint8 and not im2double:
+        res = _resize_native(img, plans, out_shape, 0, threads)
+        if res is not None:
+            return res[0]
         a = img
         for axis, plan in plans:
             a = _pass_u8_round(a, axis, plan)
         return np.ascontiguousarray(a)
     if img.dtype == np.uint8:
+        res = _resize_native(img, plans, out_shape, 2 if want_u8 else 1, threads)
+        if res is not None:
+            out, ties = res
+            if ties.size:
+                vals = _tie_fixup(img, plans, ties, out_shape)
+                out.reshape(-1)[ties] = to_uint8(vals) if want_u8 else vals
+            return out
         (ax1, p1), (ax2, p2) = plans
         depth = _exact_depth_u8(p1)
         if depth is not None and _exact_f64_second(p1, p2):
@@ -788,13 +896,14 @@ def imresize_matlab(
                 np.divide(s, 255.0, out=s)
             if ties.size:
                 s.reshape(-1)[ties] = _tie_fixup(img, plans, ties, out_shape)
-            return s
+            return to_uint8(s) if want_u8 else s
         a = np.divide(img, 255.0)  # MATLAB's im2double: double(v) / 255
     else:
         a = np.asarray(img, dtype=np.float64)
     for axis, plan in plans:
         a = _pass_f64(a, axis, plan)
-    return np.ascontiguousarray(a, dtype=np.float64)
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    return to_uint8(a) if want_u8 else a
 
 
 def to_uint8(x01: np.ndarray) -> np.ndarray:

@@ -16,8 +16,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import srprep.ops.imresize as imresize_mod
 from srprep.ops.grid import modcrop
-from srprep.ops.imresize import axis_plan, imresize_matlab, output_size, to_uint8
+from srprep.ops.imresize import axis_plan, imresize_matlab, native_available, output_size, to_uint8
 from srprep.ops.imresize_torch import imresize_matlab_torch
 
 SET5 = ["baby", "bird", "butterfly", "head", "woman"]
@@ -98,6 +99,21 @@ def _from_t(t: torch.Tensor) -> np.ndarray:
     return t[0].permute(1, 2, 0).cpu().numpy()
 
 
+def resize_both(img, *args, **kwargs):
+    """imresize_matlab through the compiled kernel (where it covers the case) and through the portable
+    OpenCV/numpy path; the two must give the same array, byte for byte. Returns it."""
+    got = imresize_matlab(img, *args, **kwargs)
+    saved = imresize_mod._native
+    imresize_mod._native = None
+    try:
+        portable = imresize_matlab(img, *args, **kwargs)
+    finally:
+        imresize_mod._native = saved
+    assert got.dtype == portable.dtype and got.shape == portable.shape
+    assert np.array_equal(got, portable), f"compiled kernel != portable path: {(got != portable).sum()} values"
+    return got
+
+
 def _torch_np(img, *args, **kwargs):
     """Run the torch path on an HW/HWC numpy image and return an HW/HWC numpy array."""
     x = torch.from_numpy(np.ascontiguousarray(img))
@@ -115,7 +131,7 @@ def test_set5_uint8_convention_bit_exact(shared_data, s):
     for name in SET5:
         hr = modcrop(_read(shared_data / "benchmark/Set5/HR" / f"{name}.png"), s)
         lr = _read(shared_data / f"benchmark/Set5/LR_bicubic/X{s}/{name}x{s}.png")
-        out = imresize_matlab(hr, 1 / s)
+        out = resize_both(hr, 1 / s)
         assert out.dtype == np.uint8 and out.shape == lr.shape
         assert np.array_equal(out, lr), f"{name} x{s}: {(out != lr).sum()} pixels differ"
         out_t = _from_t(imresize_matlab_torch(_to_t(hr), 1 / s))
@@ -128,9 +144,10 @@ def test_set5_im2double_x2_bit_exact(shared_data):
     for name in SET5:
         hr = _read(shared_data / "basicsr_im2double/Set5/GTmod12" / f"{name}.png")
         lr = _read(shared_data / "basicsr_im2double/Set5/LRbicx2" / f"{name}.png")
-        out = imresize_matlab(hr, 1 / 2, im2double=True)
+        out = resize_both(hr, 1 / 2, im2double=True)
         assert out.dtype == np.float64
         assert np.array_equal(to_uint8(out), lr), name
+        assert np.array_equal(resize_both(hr, 1 / 2, im2double=True, out_dtype=np.uint8), lr), name
         out_t = _from_t(imresize_matlab_torch(_to_t(hr), 1 / 2, im2double=True))
         assert np.array_equal(to_uint8(out_t), to_uint8(out)), f"torch {name}"
 
@@ -147,8 +164,9 @@ def test_set5_im2double_x4_all_but_two_near_ties(shared_data):
     for name in SET5:
         hr = _read(shared_data / "basicsr_im2double/Set5/GTmod12" / f"{name}.png")
         lr = _read(shared_data / "basicsr_im2double/Set5/LRbicx4" / f"{name}.png")
-        out = imresize_matlab(hr, 1 / 4, im2double=True)
+        out = resize_both(hr, 1 / 4, im2double=True)
         got = to_uint8(out)
+        assert np.array_equal(resize_both(hr, 1 / 4, im2double=True, out_dtype=np.uint8), got), name
         out_t = _from_t(imresize_matlab_torch(_to_t(hr), 1 / 4, im2double=True))
         assert np.array_equal(to_uint8(out_t), got), f"torch {name}"
         bad = np.argwhere(got != lr)
@@ -262,7 +280,7 @@ FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthChe
 def test_numpy_equals_reference_uint8(args):
     img, scale = args
     want = ref_imresize(img, scale)
-    got = imresize_matlab(img, scale)
+    got = resize_both(img, scale)
     assert got.dtype == np.uint8 and got.shape == want.shape
     assert np.array_equal(got, want)
     assert np.array_equal(_torch_np(img, scale), got)
@@ -273,10 +291,11 @@ def test_numpy_equals_reference_uint8(args):
 def test_numpy_equals_reference_im2double(args):
     img, scale = args
     want = ref_imresize(img, scale, im2double=True)
-    got = imresize_matlab(img, scale, im2double=True)
+    got = resize_both(img, scale, im2double=True)
     assert got.dtype == np.float64
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
     assert np.array_equal(to_uint8(got), to_uint8(want))  # ties resolved as MATLAB's order does
+    assert np.array_equal(resize_both(img, scale, im2double=True, out_dtype=np.uint8), to_uint8(want))
     assert np.array_equal(to_uint8(_torch_np(img, scale, im2double=True)), to_uint8(got))
 
 
@@ -309,8 +328,8 @@ def test_output_size_is_ceil(h, w, scale):
 def test_constant_stays_constant(args, value):
     img, scale = args
     const = np.full_like(img, value)
-    assert np.all(imresize_matlab(const, scale) == value)
-    assert np.all(to_uint8(imresize_matlab(const, scale, im2double=True)) == value)
+    assert np.all(resize_both(const, scale) == value)
+    assert np.all(to_uint8(resize_both(const, scale, im2double=True)) == value)
     assert np.abs(imresize_matlab(const.astype(np.float64), scale) - value).max() < 1e-10
 
 
@@ -331,7 +350,7 @@ def test_conventions_agree_within_two_levels(args):
 @given(images())
 def test_no_wraparound_at_0_and_255(args):
     img, scale = args
-    u8 = imresize_matlab(img, scale).astype(int)
+    u8 = resize_both(img, scale).astype(int)
     f = imresize_matlab(img.astype(np.float64), scale)  # exact-ish levels, unclipped
     assert not np.any((f >= 255) & (u8 < 128)), "overflow wrapped to dark"
     assert not np.any((f <= 0) & (u8 > 127)), "underflow wrapped to bright"
@@ -412,7 +431,10 @@ def test_non_contiguous_and_channel_counts():
     for img in (big[::2, 1::2, :3], big[:, :, 2], big[:, :, :5], big[:, :, :1], big, big[::-1, ::-1, 2::-1],
                 big[:, :, :3].transpose(1, 0, 2)):
         want = ref_imresize(np.ascontiguousarray(img), 1 / 2)
-        assert np.array_equal(imresize_matlab(img, 1 / 2), want), img.shape
+        assert np.array_equal(resize_both(img, 1 / 2), want), img.shape
+        assert np.array_equal(resize_both(img, 1 / 4), ref_imresize(np.ascontiguousarray(img), 1 / 4))
+        want_d = ref_imresize(np.ascontiguousarray(img), 1 / 2, im2double=True)
+        assert np.array_equal(resize_both(img, 1 / 2, im2double=True, out_dtype=np.uint8), to_uint8(want_d))
         assert np.array_equal(imresize_matlab(img, 1 / 3), ref_imresize(np.ascontiguousarray(img), 1 / 3))
 
 
@@ -441,6 +463,61 @@ def test_torch_batch_and_chw():
                               imresize_matlab(batch[n].permute(1, 2, 0).numpy(), 1 / 2))
     yd = imresize_matlab_torch(batch.float() / 255, 1 / 3)
     assert yd.dtype == torch.float64 and yd.shape == (2, 3, 7, 8)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the compiled kernel
+# ---------------------------------------------------------------------------------------------------------
+def test_compiled_kernel_is_built():
+    """setup.py builds it (scripts/setup.sh installs the compiler); a silent fallback would only be slower,
+    so the test install must have it."""
+    assert native_available()
+
+
+@pytest.mark.parametrize("scale,shape", [(1 / 2, sh) for sh in [(37, 41, 3), (10, 13), (25, 11, 1), (16, 33, 2),
+                                                                 (64, 70, 4), (13, 256, 5)]]
+                         + [(1 / 4, sh) for sh in [(37, 41, 3), (18, 23), (25, 19, 1), (19, 33, 2), (64, 70, 4),
+                                                   (21, 256, 5)]])
+def test_compiled_kernel_borders_shapes_threads(scale, shape):
+    """Odd sizes down to the kernel's reach (mirror folding at both ends of both axes), 1-5 channels, several
+    thread counts: the same bytes as the literal reference, in all three output forms."""
+    assert min(shape[:2]) >= _min_len(scale)
+    rng = np.random.default_rng(sum(shape))
+    img = rng.integers(0, 256, shape).astype(np.uint8)
+    img[::3] = 255 - img[::3]  # strong edges: negative sums and sums above 255 in both passes
+    want8 = ref_imresize(img, scale)
+    want_d = ref_imresize(img, scale, im2double=True)
+    for threads in (1, 2, 3, 7):
+        assert np.array_equal(resize_both(img, scale, threads=threads), want8), threads
+        got = resize_both(img, scale, im2double=True, threads=threads)
+        np.testing.assert_allclose(got, want_d, rtol=0, atol=1e-12)
+        assert np.array_equal(to_uint8(got), to_uint8(want_d))
+        assert np.array_equal(resize_both(img, scale, im2double=True, out_dtype=np.uint8, threads=threads),
+                              to_uint8(want_d))
+
+
+def test_compiled_kernel_tie_fixup_across_threads():
+    """Exact k + 1/2 levels of the im2double convention are decided in MATLAB's order, also when the rows
+    are split over threads (the tie indices of each thread's rows are global)."""
+    rng = np.random.default_rng(11)
+    img = rng.choice([0, 128], (280, 160, 3)).astype(np.uint8)  # two levels: exact ties become common
+    exact = imresize_matlab(img.astype(np.float64), 1 / 2)
+    ties = np.abs(exact - np.trunc(exact)) == 0.5
+    assert ties.sum() > 20
+    want = to_uint8(ref_imresize(img, 1 / 2, im2double=True))
+    for threads in (1, 2, 4):
+        assert np.array_equal(resize_both(img, 1 / 2, im2double=True, out_dtype=np.uint8, threads=threads), want)
+        assert np.array_equal(to_uint8(resize_both(img, 1 / 2, im2double=True, threads=threads)), want)
+
+
+def test_out_dtype_and_threads_arguments():
+    img = np.random.default_rng(5).integers(0, 256, (40, 40, 3)).astype(np.uint8)
+    f = np.random.default_rng(5).random((40, 40))
+    assert np.array_equal(imresize_matlab(f, 1 / 3, out_dtype=np.uint8), to_uint8(imresize_matlab(f, 1 / 3)))
+    assert np.array_equal(imresize_matlab(img, 1 / 2, out_dtype="uint8"), imresize_matlab(img, 1 / 2))
+    for bad in ({"out_dtype": np.float32}, {"threads": 0}, {"threads": True}):
+        with pytest.raises(ValueError):
+            imresize_matlab(img, 1 / 2, **bad)
 
 
 # ---------------------------------------------------------------------------------------------------------

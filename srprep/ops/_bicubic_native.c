@@ -1,0 +1,340 @@
+/*
+ * Compiled kernel for srprep.ops.imresize: MATLAB-exact bicubic downscaling of uint8 images by an
+ * integer factor with dyadic weights (x2, x4), both conventions, both 1-D passes fused per output row.
+ *
+ * Why it is exact: the caller passes the weight rows multiplied by 2**e (integers, see AxisPlan.dyadic_exp)
+ * and has checked that every product and partial sum of the rows pass (and of the columns pass of the
+ * uint8 convention) is an integer below 2**24, so float32 arithmetic is exact in any order (vector lanes,
+ * FMA or not). The columns pass of the im2double convention sums those exact integers in float64, again
+ * exactly (checked: below 2**52). Rounding is then decided on exact values:
+ *
+ *   mode 0 (uint8 convention): after each pass  q = floor((S + 2**(e-1)) / 2**e), saturated to 0..255,
+ *           which is MATLAB's round-half-away-from-zero of S / 2**e on the non-negative side (negative
+ *           sums saturate to 0 either way).
+ *   mode 1 (im2double, float out): out = (S / 2**E) / 255 in float64, E = e1 + e2 (the level value, as the
+ *           numpy path returns it).
+ *   mode 2 (im2double, uint8 out = imwrite): out = floor(S / 2**E + 1/2), saturated.
+ *   modes 1, 2 also report every output whose exact level is a tie k + 1/2: there MATLAB's float64 noise
+ *           decides the rounding, and the caller recomputes those few outputs in MATLAB's order.
+ *
+ * Geometry (from MATLAB's contributions(), computed by the caller): output row i reads input rows
+ * fold(c0_1 + s1*i + t), t = 0..K1-1, with weight k1[t]; output column j reads input columns
+ * fold(c0_2 + s2*j + t) with weight k2[t]; fold() is MATLAB's mirror index [1:n, n:-1:1]. Rows first.
+ *
+ * The columns pass is computed in polyphase form: the pass-1 row is split into s2 phase rows
+ * ph_p[m] = row[fold(c0_2 + p + s2*m)] (whole pixels, all channels), so that every tap becomes a
+ * contiguous multiply-add over all (column, channel) values of the output row.
+ *
+ * The GIL is released during the work; the caller runs disjoint output-row ranges on several threads.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && __GNUC__ >= 11
+#define SR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define SR_CLONES
+#endif
+
+#define CHUNK 1024 /* values per accumulator block (stays in L1) */
+
+static inline Py_ssize_t fold(Py_ssize_t u, Py_ssize_t n) {
+    Py_ssize_t period = 2 * n;
+    Py_ssize_t m = u % period;
+    if (m < 0) m += period;
+    return m < n ? m : period - 1 - m;
+}
+
+/* acc[x] = sum_t w[t] * rows[t][x], x < n; exact (see top). Taps go 8 (then 4, 1) at a time so that the
+ * accumulator block is loaded and stored once per 8 taps. */
+SR_CLONES static void rows_sum(const uint8_t *const *rows, const float *w, int K, Py_ssize_t n, float *acc) {
+    for (Py_ssize_t x0 = 0; x0 < n; x0 += CHUNK) {
+        Py_ssize_t len = n - x0 < CHUNK ? n - x0 : CHUNK;
+        float *a = acc + x0;
+        for (Py_ssize_t x = 0; x < len; x++) a[x] = 0.0f;
+        int t = 0;
+        for (; t + 8 <= K; t += 8) {
+            const uint8_t *r0 = rows[t] + x0, *r1 = rows[t + 1] + x0, *r2 = rows[t + 2] + x0, *r3 = rows[t + 3] + x0;
+            const uint8_t *r4 = rows[t + 4] + x0, *r5 = rows[t + 5] + x0, *r6 = rows[t + 6] + x0, *r7 = rows[t + 7] + x0;
+            float w0 = w[t], w1 = w[t + 1], w2 = w[t + 2], w3 = w[t + 3];
+            float w4 = w[t + 4], w5 = w[t + 5], w6 = w[t + 6], w7 = w[t + 7];
+            for (Py_ssize_t x = 0; x < len; x++)
+                a[x] += ((w0 * (float)r0[x] + w1 * (float)r1[x]) + (w2 * (float)r2[x] + w3 * (float)r3[x])) +
+                        ((w4 * (float)r4[x] + w5 * (float)r5[x]) + (w6 * (float)r6[x] + w7 * (float)r7[x]));
+        }
+        for (; t + 4 <= K; t += 4) {
+            const uint8_t *r0 = rows[t] + x0, *r1 = rows[t + 1] + x0, *r2 = rows[t + 2] + x0, *r3 = rows[t + 3] + x0;
+            float w0 = w[t], w1 = w[t + 1], w2 = w[t + 2], w3 = w[t + 3];
+            for (Py_ssize_t x = 0; x < len; x++)
+                a[x] += (w0 * (float)r0[x] + w1 * (float)r1[x]) + (w2 * (float)r2[x] + w3 * (float)r3[x]);
+        }
+        for (; t < K; t++) {
+            const uint8_t *r0 = rows[t] + x0;
+            float w0 = w[t];
+            for (Py_ssize_t x = 0; x < len; x++) a[x] += w0 * (float)r0[x];
+        }
+    }
+}
+
+/* In place: a[x] = saturate(floor((a[x] + h) * inv)) as float (the uint8 value of pass 1). */
+SR_CLONES static void round_f32(float *a, Py_ssize_t n, float h, float inv) {
+    for (Py_ssize_t x = 0; x < n; x++) {
+        int v = (int)((a[x] + h) * inv); /* truncation: == floor for v >= 0; negative values saturate to 0 */
+        v = v < 0 ? 0 : v;               /* integer clamps: GCC vectorizes these (float selects it does not) */
+        a[x] = (float)(v > 255 ? 255 : v);
+    }
+}
+
+/* out[x] = saturate(floor((a[x] + h) * inv)); a + h is an exact integer below 2**24, inv a power of two. */
+SR_CLONES static void round_f32_u8(const float *a, Py_ssize_t n, float h, float inv, uint8_t *out) {
+    for (Py_ssize_t x = 0; x < n; x++) {
+        int v = (int)((a[x] + h) * inv);
+        v = v < 0 ? 0 : v;
+        out[x] = (uint8_t)(v > 255 ? 255 : v);
+    }
+}
+
+/* Columns pass, float32 sums: a[x] = sum_{p,q} kq[p][q] * ph[p][q*C + x], x < n. */
+SR_CLONES static void cols_sum_f32(const float *ph, Py_ssize_t plen, const float *kq, int S, int Q, Py_ssize_t C,
+                                   Py_ssize_t n, float *acc) {
+    for (Py_ssize_t x0 = 0; x0 < n; x0 += CHUNK) {
+        Py_ssize_t len = n - x0 < CHUNK ? n - x0 : CHUNK;
+        float *a = acc + x0;
+        for (Py_ssize_t x = 0; x < len; x++) a[x] = 0.0f;
+        for (int p = 0; p < S; p++) {
+            for (int q = 0; q < Q; q++) {
+                float w = kq[p * Q + q];
+                if (w == 0.0f) continue;
+                const float *s = ph + p * plen + q * C + x0;
+                for (Py_ssize_t x = 0; x < len; x++) a[x] += w * s[x];
+            }
+        }
+    }
+}
+
+/* Columns pass, float64 sums of the exact float32 pass-1 values. */
+SR_CLONES static void cols_sum_f64(const float *ph, Py_ssize_t plen, const float *kq, int S, int Q, Py_ssize_t C,
+                                   Py_ssize_t n, double *acc) {
+    for (Py_ssize_t x0 = 0; x0 < n; x0 += CHUNK) {
+        Py_ssize_t len = n - x0 < CHUNK ? n - x0 : CHUNK;
+        double *a = acc + x0;
+        for (Py_ssize_t x = 0; x < len; x++) a[x] = 0.0;
+        for (int p = 0; p < S; p++) {
+            for (int q = 0; q < Q; q++) {
+                double w = (double)kq[p * Q + q];
+                if (w == 0.0) continue;
+                const float *s = ph + p * plen + q * C + x0;
+                for (Py_ssize_t x = 0; x < len; x++) a[x] += w * (double)s[x];
+            }
+        }
+    }
+}
+
+/* Whether lev is exactly k + 1/2: t = lev + 1/2 is exact (lev has at most 24 fraction bits and |lev| < 2**20)
+ * and is an integer iff (t + 1.5*2**52) - 1.5*2**52 == t (adding the constant rounds t to an integer; the
+ * file is compiled without -ffast-math, so this is not simplified away). Vectorizes without SSE4.1. */
+static inline int is_tie(double lev) {
+    const double big = 6755399441055744.0; /* 1.5 * 2**52 */
+    double t = lev + 0.5;
+    return ((t + big) - big) == t;
+}
+
+/* Level values lev = S * invE: mode 1 -> out64 = lev / 255, mode 2 -> out8 = saturate(floor(lev + 1/2)).
+ * Returns the number of ties (lev - floor(lev) == 1/2) among the n values. */
+SR_CLONES static Py_ssize_t finish_levels(double *a, Py_ssize_t n, double invE, int mode, double *out64,
+                                          uint8_t *out8) {
+    Py_ssize_t ties = 0;
+    for (Py_ssize_t x = 0; x < n; x++) {
+        double lev = a[x] * invE;
+        a[x] = lev;
+        ties += is_tie(lev);
+    }
+    if (mode == 1) {
+        for (Py_ssize_t x = 0; x < n; x++) out64[x] = a[x] / 255.0;
+    } else {
+        for (Py_ssize_t x = 0; x < n; x++) {
+            int v = (int)(a[x] + 0.5);
+            v = v < 0 ? 0 : v;
+            out8[x] = (uint8_t)(v > 255 ? 255 : v);
+        }
+    }
+    return ties;
+}
+
+/* Phase rows of one pass-1 row (W pixels of C float values) for the columns pass:
+ * ph[p*plen + m*C + c] = row[fold(c0 + p + S*m)*C + c], m < M. */
+static void build_phases(const float *row, Py_ssize_t W, Py_ssize_t C, Py_ssize_t c0, int S, Py_ssize_t M,
+                         Py_ssize_t plen, float *ph) {
+    for (int p = 0; p < S; p++) {
+        float *dst = ph + p * plen;
+        /* interior: m with 0 <= c0 + p + S*m < W */
+        Py_ssize_t first = c0 + p, m_lo = 0, m_hi;
+        while (m_lo < M && first + (Py_ssize_t)S * m_lo < 0) m_lo++;
+        m_hi = m_lo;
+        if (first + (Py_ssize_t)S * m_lo < W) m_hi = (W - 1 - first) / S + 1;
+        if (m_hi > M) m_hi = M;
+        if (m_hi < m_lo) m_hi = m_lo;
+        for (Py_ssize_t m = 0; m < m_lo; m++)
+            for (Py_ssize_t c = 0; c < C; c++) dst[m * C + c] = row[fold(first + (Py_ssize_t)S * m, W) * C + c];
+        if (C == 3) {
+            const float *src = row + (first + (Py_ssize_t)S * m_lo) * 3;
+            float *d = dst + m_lo * 3;
+            const Py_ssize_t step = (Py_ssize_t)S * 3;
+            for (Py_ssize_t m = m_lo; m < m_hi; m++, src += step, d += 3) {
+                d[0] = src[0];
+                d[1] = src[1];
+                d[2] = src[2];
+            }
+        } else if (C == 1) {
+            const float *src = row + first + (Py_ssize_t)S * m_lo;
+            for (Py_ssize_t m = m_lo; m < m_hi; m++) dst[m] = src[(m - m_lo) * S];
+        } else {
+            for (Py_ssize_t m = m_lo; m < m_hi; m++)
+                memcpy(dst + m * C, row + (first + (Py_ssize_t)S * m) * C, sizeof(float) * (size_t)C);
+        }
+        for (Py_ssize_t m = m_hi; m < M; m++)
+            for (Py_ssize_t c = 0; c < C; c++) dst[m * C + c] = row[fold(first + (Py_ssize_t)S * m, W) * C + c];
+    }
+}
+
+typedef struct {
+    const uint8_t *src;
+    Py_ssize_t H, W, C, Ho, Wo;
+    const float *k1; /* K1 integer weights of the rows pass */
+    int K1, s1, e1;
+    Py_ssize_t c01;
+    const float *k2;
+    int K2, s2, e2;
+    Py_ssize_t c02;
+    int mode;
+    void *dst;
+    int64_t *ties; /* capacity: (i1 - i0) * Wo * C */
+} job_t;
+
+/* Output rows [i0, i1). Returns the number of ties written, or -1 when out of memory. */
+static Py_ssize_t run_rows(const job_t *j, Py_ssize_t i0, Py_ssize_t i1) {
+    const Py_ssize_t rowlen = j->W * j->C, outlen = j->Wo * j->C;
+    const int S = j->s2, Q = (j->K2 + j->s2 - 1) / j->s2;
+    const Py_ssize_t M = j->Wo + Q - 1, plen = M * j->C + 16;
+    Py_ssize_t nties = 0;
+
+    float *acc1 = malloc(sizeof(float) * (size_t)rowlen);
+    float *ph = malloc(sizeof(float) * (size_t)(plen * S));
+    float *acc2 = malloc(sizeof(float) * (size_t)outlen);
+    double *acc64 = malloc(sizeof(double) * (size_t)outlen);
+    const uint8_t **rows = malloc(sizeof(uint8_t *) * (size_t)j->K1);
+    float *w1 = malloc(sizeof(float) * (size_t)j->K1);
+    float *kq = calloc((size_t)(S * Q), sizeof(float));
+    if (!acc1 || !ph || !acc2 || !acc64 || !rows || !w1 || !kq) {
+        nties = -1;
+        goto done;
+    }
+    for (int t = 0; t < j->K2; t++) kq[(t % S) * Q + t / S] = j->k2[t];
+    const float h1 = ldexpf(1.0f, j->e1 - 1), inv1 = ldexpf(1.0f, -j->e1);
+    const float h2 = ldexpf(1.0f, j->e2 - 1), inv2 = ldexpf(1.0f, -j->e2);
+    const double invE = ldexp(1.0, -(j->e1 + j->e2));
+
+    for (Py_ssize_t i = i0; i < i1; i++) {
+        int K = 0;
+        for (int t = 0; t < j->K1; t++) {
+            if (j->k1[t] == 0.0f) continue;
+            Py_ssize_t r = fold(j->c01 + (Py_ssize_t)j->s1 * i + t, j->H);
+            rows[K] = j->src + r * rowlen;
+            w1[K] = j->k1[t];
+            K++;
+        }
+        rows_sum(rows, w1, K, rowlen, acc1);
+        if (j->mode == 0) {
+            uint8_t *out = (uint8_t *)j->dst + i * outlen;
+            round_f32(acc1, rowlen, h1, inv1);
+            build_phases(acc1, j->W, j->C, j->c02, S, M, plen, ph);
+            cols_sum_f32(ph, plen, kq, S, Q, j->C, outlen, acc2);
+            round_f32_u8(acc2, outlen, h2, inv2, out);
+        } else {
+            build_phases(acc1, j->W, j->C, j->c02, S, M, plen, ph);
+            cols_sum_f64(ph, plen, kq, S, Q, j->C, outlen, acc64);
+            double *o64 = j->mode == 1 ? (double *)j->dst + i * outlen : NULL;
+            uint8_t *o8 = j->mode == 2 ? (uint8_t *)j->dst + i * outlen : NULL;
+            Py_ssize_t n = finish_levels(acc64, outlen, invE, j->mode, o64, o8);
+            if (n) {
+                for (Py_ssize_t x = 0; x < outlen; x++) {
+                    if (is_tie(acc64[x])) j->ties[nties++] = (int64_t)(i * outlen + x);
+                }
+            }
+        }
+    }
+done:
+    free(acc1); free(ph); free(acc2); free(acc64); free(rows); free(w1); free(kq);
+    return nties;
+}
+
+PyDoc_STRVAR(resize_u8_doc,
+"resize_u8(src, H, W, C, dst, Ho, Wo, k1, c0_1, s1, e1, k2, c0_2, s2, e2, mode, i0, i1, ties) -> n_ties\n\n"
+"Output rows [i0, i1) of the MATLAB bicubic downscale of a C-contiguous uint8 (H, W, C) buffer. k1/k2:\n"
+"float32 buffers of the integer weights (weight * 2**e). mode 0: uint8 convention into a uint8 (Ho, Wo, C)\n"
+"dst; 1: im2double levels/255 into a float64 dst; 2: im2double rounded into a uint8 dst. ties: int64\n"
+"buffer of at least (i1-i0)*Wo*C entries receiving the flat output indices of exact k+1/2 levels\n"
+"(modes 1, 2). Internal to srprep.ops.imresize, which checks the exactness conditions.");
+
+static PyObject *resize_u8(PyObject *self, PyObject *args) {
+    Py_buffer src, dst, k1, k2, ties;
+    Py_ssize_t H, W, C, Ho, Wo, c01, c02, i0, i1;
+    int s1, e1, s2, e2, mode;
+    if (!PyArg_ParseTuple(args, "y*nnnw*nny*niiy*niiinnw*", &src, &H, &W, &C, &dst, &Ho, &Wo, &k1, &c01, &s1, &e1,
+                          &k2, &c02, &s2, &e2, &mode, &i0, &i1, &ties))
+        return NULL;
+    PyObject *result = NULL;
+    const char *err = NULL;
+    Py_ssize_t itemsize = mode == 1 ? 8 : 1;
+    if (H < 1 || W < 1 || C < 1 || Ho < 1 || Wo < 1 || s1 < 1 || s2 < 1 || e1 < 0 || e2 < 0 || e1 > 30 || e2 > 30)
+        err = "bad geometry";
+    else if (mode < 0 || mode > 2)
+        err = "mode must be 0, 1 or 2";
+    else if (src.len < H * W * C)
+        err = "src buffer too small";
+    else if (dst.len < Ho * Wo * C * itemsize)
+        err = "dst buffer too small";
+    else if (k1.len % 4 || k2.len % 4 || k1.len == 0 || k2.len == 0)
+        err = "weights must be non-empty float32 buffers";
+    else if (i0 < 0 || i1 > Ho || i0 > i1)
+        err = "bad row range";
+    else if (mode != 0 && ties.len < (i1 - i0) * Wo * C * 8)
+        err = "ties buffer too small";
+    if (err) {
+        PyErr_SetString(PyExc_ValueError, err);
+        goto out;
+    }
+    job_t j = {src.buf, H, W, C, Ho, Wo, k1.buf, (int)(k1.len / 4), s1, e1, c01,
+               k2.buf, (int)(k2.len / 4), s2, e2, c02, mode, dst.buf, ties.buf};
+    Py_ssize_t n;
+    Py_BEGIN_ALLOW_THREADS
+    n = run_rows(&j, i0, i1);
+    Py_END_ALLOW_THREADS
+    if (n < 0)
+        PyErr_NoMemory();
+    else
+        result = PyLong_FromSsize_t(n);
+out:
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&dst);
+    PyBuffer_Release(&k1);
+    PyBuffer_Release(&k2);
+    PyBuffer_Release(&ties);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"resize_u8", resize_u8, METH_VARARGS, resize_u8_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_bicubic_native",
+    "Compiled MATLAB-exact bicubic kernel (see srprep.ops.imresize).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__bicubic_native(void) { return PyModule_Create(&module); }
