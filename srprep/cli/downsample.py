@@ -27,12 +27,15 @@ from .common import echo_report, png_level_option, step_options
 @click.option("--hr/--no-hr", "write_hr", default=True, show_default=True,
               help="Also write DST/HR (the HR images as used) so DST is a complete paired dataset.")
 @click.option("--device", default="cpu", show_default=True,
-              help="cpu (numpy, --jobs processes) or a torch device such as cuda (same bytes).")
+              help="cpu (compiled kernel, --jobs processes) or torch devices: cuda, cuda:1, cuda:0,cuda:1 "
+                   "(same bytes; images decoded ahead, equal-size images resized in batches).")
+@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Most images per device batch (consecutive images of equal size go together).")
 @png_level_option()
 @step_options
 @click.pass_obj
 def downsample_cmd(ctx, src: Path, dst: Path, scales, im2double, modcrop, mod, fmt, naming, write_hr, device,
-                   png_level, jobs, force, dry_run) -> None:
+                   batch, png_level, jobs, force, dry_run) -> None:
     """MATLAB-exact bicubic LR images: imresize(HR, 1/s, 'bicubic'), bit for bit.
 
     Writes DST/X<s>/<name>x<s>.png for each scale, and DST/HR/<name>.png. Both MATLAB conventions are
@@ -47,6 +50,6 @@ def downsample_cmd(ctx, src: Path, dst: Path, scales, im2double, modcrop, mod, f
     """
     opts = DownsampleOptions(im2double=im2double, modcrop=modcrop, mod=mod, fmt=fmt, naming=naming,
                              png_level=png_level)
-    for report in downsample(src, dst, list(scales), opts=opts, write_hr=write_hr, device=device, jobs=jobs,
+    for report in downsample(src, dst, list(scales), opts=opts, write_hr=write_hr, device=device, batch=batch, jobs=jobs,
                              force=force, dry_run=dry_run, progress=ctx.progress):
         echo_report(ctx, report)

@@ -22,8 +22,10 @@ from ..errors import ImageError, OptionError
 from ..io import images
 from ..io.stores import FolderStore, FolderWriter, scale_suffix
 from ..ops.grid import modcrop
-from ..ops.imresize import imresize_matlab, to_uint8
-from ..runner import Item, ItemResult, Step, StepReport, run_step
+from ..ops.imresize import imresize_matlab
+from ..runner import Item, ItemResult, Step, StepReport, default_jobs, run_step
+from .devicepipe import run_device_step
+from .network import resolve_devices
 
 
 @dataclass(frozen=True)
@@ -70,40 +72,88 @@ def prepare_hr(img: np.ndarray, opts: DownsampleOptions, name: str) -> np.ndarra
     return img
 
 
-def downsample_image(hr: np.ndarray, scale: float, opts: DownsampleOptions, *, name: str = "image",
-                     device: str = "cpu") -> np.ndarray:
-    """LR of one HR image: (H, W, 3) uint8 -> (h, w, 3) uint8, or float32 (1.0 = 255) when ``opts.fmt == "npy"``.
-
-    h = floor(H/s) with modcrop (= ceil of the cropped size / s), else ceil(H/s).
-    """
+def _crop_for_scale(hr: np.ndarray, scale: float, opts: DownsampleOptions, name: str) -> np.ndarray:
+    """The HR an LR of ``scale`` is made from: ``prepare_hr``, then ``modcrop`` to the scale when asked."""
     hr = prepare_hr(hr, opts, name)
     if opts.modcrop:
         s = int(scale)
         if hr.shape[0] < s or hr.shape[1] < s:
             raise ImageError(f"{name}: {hr.shape[0]}x{hr.shape[1]} image is smaller than the scale {s}")
         hr = modcrop(hr, s)
-    if device == "cpu":
-        out = imresize_matlab(hr, 1.0 / scale, im2double=opts.im2double)
-    else:
-        import torch
+    return hr
 
-        from ..ops.imresize_torch import imresize_matlab_torch
 
-        x = torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1)))[None].to(device)
-        out = imresize_matlab_torch(x, 1.0 / scale, im2double=opts.im2double)[0].permute(1, 2, 0).cpu().numpy()
+def _final(out: np.ndarray, opts: DownsampleOptions) -> np.ndarray:
+    """Resize output (uint8, or float64 0..1 for --im2double with npy) -> what is stored."""
     if opts.fmt == "npy":
-        return (out if opts.im2double else out / 255.0).astype(np.float32)
-    return to_uint8(out) if opts.im2double else out
+        return (out if out.dtype != np.uint8 else out / 255.0).astype(np.float32)
+    return out
 
 
-def _lr_one(payload, *, scale: float, opts: DownsampleOptions, out: str, device: str) -> ItemResult:
+def downsample_image(hr: np.ndarray, scale: float, opts: DownsampleOptions, *, name: str = "image",
+                     device: str = "cpu", threads: int | None = None) -> np.ndarray:
+    """LR of one HR image: (H, W, 3) uint8 -> (h, w, 3) uint8, or float32 (1.0 = 255) when ``opts.fmt == "npy"``.
+
+    h = floor(H/s) with modcrop (= ceil of the cropped size / s), else ceil(H/s). ``device``: "cpu" (the numpy
+    path; ``threads`` for its compiled kernel) or a torch device (the torch path; same bytes).
+    """
+    hr = _crop_for_scale(hr, scale, opts, name)
+    if device == "cpu":
+        u8 = np.uint8 if opts.fmt == "png" else None
+        out = imresize_matlab(hr, 1.0 / scale, im2double=opts.im2double, out_dtype=u8, threads=threads)
+        return _final(out, opts)
+    return _resize_batch([hr], scale=scale, opts=opts, device=device)[0]
+
+
+def _resize_batch(hrs: list, *, scale: float, opts: DownsampleOptions, device: str) -> list:
+    """Equal-size HR images (H, W, C) uint8, already cropped -> their stored LR arrays, on a torch device.
+
+    One NCHW batch through :func:`~srprep.ops.imresize_torch.imresize_matlab_torch`; the im2double result is
+    rounded there too (MATLAB's im2uint8, the same float64 operations as :func:`~srprep.ops.imresize.to_uint8`),
+    so only uint8 crosses back unless npy asks for the float values."""
+    import torch
+
+    from ..ops.imresize_torch import imresize_matlab_torch
+
+    x = torch.from_numpy(np.ascontiguousarray(np.stack(hrs).transpose(0, 3, 1, 2))).to(device)
+    y = imresize_matlab_torch(x, 1.0 / scale, im2double=opts.im2double)
+    if opts.im2double and opts.fmt == "png":
+        y = y.mul(255.0).add_(0.5).floor_().clamp_(0, 255).to(torch.uint8)
+    y = y.permute(0, 2, 3, 1).cpu().numpy()
+    return [_final(np.ascontiguousarray(a), opts) for a in y]
+
+
+@dataclass(frozen=True)
+class ResizeCompute:
+    """MATLAB bicubic of equal-size HR batches on a device (a :class:`~srprep.stages.devicepipe.BatchCompute`)."""
+
+    scale: float
+    opts: DownsampleOptions
+
+    def prepare(self, device: str):
+        return functools.partial(_resize_batch, scale=self.scale, opts=self.opts, device=device)
+
+
+def _read_for_scale(payload, *, scale: float, opts: DownsampleOptions) -> np.ndarray:
     key, src = payload
-    hr = images.read_image(src)
-    lr = downsample_image(hr, scale, opts, name=src, device=device)
+    return _crop_for_scale(images.read_image(src), scale, opts, src)
+
+
+def _write_lr(payload, lr: np.ndarray, *, scale: float, opts: DownsampleOptions, out: str) -> ItemResult:
+    key, src = payload
     ext = ".npy" if opts.fmt == "npy" else ".png"
     name = FolderWriter(out, ext=ext, suffix=lr_name_suffix(scale, opts.naming), png_level=opts.png_level).write(
         key, lr)
-    return ItemResult(outputs=[name], info={"hr": list(hr.shape[:2]), "lr": list(lr.shape[:2])})
+    return ItemResult(outputs=[name], info={"lr": list(lr.shape[:2])})
+
+
+def _lr_one(payload, *, scale: float, opts: DownsampleOptions, out: str, threads: int | None) -> ItemResult:
+    key, src = payload
+    hr = images.read_image(src)
+    lr = downsample_image(hr, scale, opts, name=src, threads=threads)
+    result = _write_lr(payload, lr, scale=scale, opts=opts, out=out)
+    result.info["hr"] = list(hr.shape[:2])
+    return result
 
 
 def _hr_one(payload, *, opts: DownsampleOptions, out: str) -> ItemResult:
@@ -118,8 +168,8 @@ def scale_dir_name(scale: float) -> str:
 
 
 def downsample(src: str | Path, dst: str | Path, scales: list[float], *, opts: DownsampleOptions = DownsampleOptions(),
-               write_hr: bool = True, device: str = "cpu", jobs: int | None = None, force: bool = False,
-               dry_run: bool = False, progress: bool = True) -> list[StepReport]:
+               write_hr: bool = True, device: str = "cpu", batch: int = 8, jobs: int | None = None,
+               force: bool = False, dry_run: bool = False, progress: bool = True) -> list[StepReport]:
     """Write MATLAB-bicubic LR images of every image in ``src`` for each scale (see the module docstring).
 
     Args:
@@ -127,8 +177,11 @@ def downsample(src: str | Path, dst: str | Path, scales: list[float], *, opts: D
         dst: dataset folder; gets ``HR/`` (if ``write_hr``) and ``X{s}/`` per scale.
         scales: downscaling factors (2 means LR = HR/2).
         opts: the conventions; see :class:`DownsampleOptions`.
-        device: "cpu" (numpy path, parallel over ``jobs`` processes) or a torch device such as "cuda"
-            (the torch path, same bytes; run in this process).
+        device: "cpu" (numpy path with the compiled kernel, parallel over ``jobs`` processes) or torch
+            devices such as "cuda" or "cuda:0,cuda:1" (the torch path, same bytes: images decoded ahead,
+            consecutive images of equal size resized together, up to ``batch`` at a time; PNG encoding in
+            writer threads while the next batch runs).
+        batch: most images per device batch (``device`` other than cpu).
     Returns:
         One :class:`StepReport` per output folder (HR first).
     """
@@ -136,11 +189,14 @@ def downsample(src: str | Path, dst: str | Path, scales: list[float], *, opts: D
         raise OptionError(f"format must be png or npy, not {opts.fmt!r}")
     if opts.naming not in ("div2k", "same"):
         raise OptionError(f"naming must be div2k or same, not {opts.naming!r}")
+    if batch < 1:
+        raise OptionError(f"batch must be >= 1, not {batch}")
     scales = [_check_scale(s, opts) for s in scales]
     if len(set(scales)) != len(scales):
         raise OptionError(f"scale given twice: {scales}")
     if not scales:
         raise OptionError("at least one --scale is needed")
+    devices = resolve_devices(device)
     # Absolute: worker processes are reused across calls and keep their own working directory.
     dst = Path(dst).resolve()
     store = FolderStore(src, naming="same")
@@ -152,10 +208,20 @@ def downsample(src: str | Path, dst: str | Path, scales: list[float], *, opts: D
         out = dst / "HR"
         step = Step("downsample:HR", out, {"mod": opts.mod, "png_level": opts.png_level}, src_id)
         reports.append(run(step, items, functools.partial(_hr_one, opts=opts, out=str(out)), jobs=jobs))
+    # One process per core already: the compiled kernel then runs single-threaded in each.
+    threads = 1 if (jobs or default_jobs()) > 1 else None
     for s in scales:
         out = dst / scale_dir_name(s)
         params = {"scale": s, **{k: v for k, v in opts.__dict__.items()}}
         step = Step(f"downsample:{scale_dir_name(s)}", out, params, src_id)
-        worker = functools.partial(_lr_one, scale=s, opts=opts, out=str(out), device=device)
-        reports.append(run(step, items, worker, jobs=1 if device != "cpu" else jobs))
+        if devices == ["cpu"]:
+            worker = functools.partial(_lr_one, scale=s, opts=opts, out=str(out), threads=threads)
+            reports.append(run(step, items, worker, jobs=jobs))
+        else:
+            reports.append(run_device_step(
+                step, items, compute=ResizeCompute(s, opts), devices=devices,
+                read=functools.partial(_read_for_scale, scale=s, opts=opts),
+                finish=functools.partial(_write_lr, scale=s, opts=opts, out=str(out)), batch=batch,
+                writers=max(2, min(8, default_jobs() // 2)), force=force, dry_run=dry_run, progress=progress,
+                unit="img"))
     return reports

@@ -89,6 +89,95 @@ def test_cuda_path_equals_numpy(samples):
             assert np.array_equal(downsample_image(img, s, o), downsample_image(img, s, o, device="cuda"))
 
 
+def _mixed_sizes(samples, tmp_path):
+    """Sizes in runs, so that batches of equal size form and also break: 3 x A, 2 x B, 1 x A, 1 grey C."""
+    src = tmp_path / "mixed"
+    img = read_image(samples / "kodak/kodim05.png")
+    shapes = [(96, 128)] * 3 + [(101, 77)] * 2 + [(96, 128), (64, 50)]
+    for i, (h, w) in enumerate(shapes):
+        part = img[i * 7: i * 7 + h, i * 11: i * 11 + w]
+        write_image(src / f"im{i}.png", part[..., 0] if i == 6 else part)
+    return src
+
+
+@pytest.mark.parametrize("im2double,fmt", [(False, "png"), (True, "png"), (True, "npy")])
+def test_batched_device_path_equals_cpu_path(samples, tmp_path, im2double, fmt):
+    """The pipelined device path (decode ahead, equal-size batches through the torch resize, writer threads),
+    run here on the CPU as torch device: byte-identical files to the numpy path, mixed sizes batched as far as
+    they go (not refused), every item recorded, a second run up to date."""
+    from srprep.stages.devicepipe import run_device_step
+    from srprep.stages.downsample import ResizeCompute, _read_for_scale, _write_lr
+    from srprep.runner import Item, Step
+    from srprep.io.stores import FolderStore
+    import functools
+
+    src = _mixed_sizes(samples, tmp_path)
+    opts = DownsampleOptions(im2double=im2double, fmt=fmt)
+    downsample(src, tmp_path / "cpu", [2, 3], opts=opts, write_hr=False, jobs=1, progress=False)
+    store = FolderStore(src, naming="same")
+    items = [Item(k, store.item_fingerprint(k), (k, str(store.path(k)))) for k in store.keys()]
+    for s in (2, 3):
+        out = tmp_path / "dev" / f"X{s}"
+        step = Step(f"downsample:X{s}", out, {"scale": s}, {})
+        sizes = []
+
+        class Recording:  # the batches the pipeline forms
+            def prepare(self, device):
+                fn = ResizeCompute(float(s), opts).prepare(device)
+                return lambda imgs: sizes.append(len(imgs)) or fn(imgs)
+
+        kw = dict(compute=Recording(), devices=["cpu"],
+                  read=functools.partial(_read_for_scale, scale=float(s), opts=opts),
+                  finish=functools.partial(_write_lr, scale=float(s), opts=opts, out=str(out)), batch=3, writers=2,
+                  progress=False)
+        rep = run_device_step(step, items, **kw)
+        assert rep.processed == 7 and rep.status == "done"
+        assert sizes == [3, 2, 1, 1]  # A A A | B B | A | C (grey, read as RGB)
+        files = sorted(p.name for p in (tmp_path / "cpu" / f"X{s}").iterdir() if not p.name.startswith("."))
+        assert files == sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+        for name in files:
+            a, b = tmp_path / "cpu" / f"X{s}" / name, out / name
+            if fmt == "npy":
+                assert np.array_equal(np.load(a), np.load(b)), name
+            else:
+                assert a.read_bytes() == b.read_bytes(), name
+        assert run_device_step(step, items, **kw).status == "up to date"
+
+
+def test_batched_device_path_names_a_bad_image(samples, tmp_path):
+    from srprep.errors import StageError
+    from srprep.stages.devicepipe import run_device_step
+    from srprep.stages.downsample import ResizeCompute, _read_for_scale, _write_lr
+    from srprep.runner import Item, Step
+    from srprep.io.stores import FolderStore
+    import functools
+
+    src = _mixed_sizes(samples, tmp_path)
+    (src / "im4.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    opts = DownsampleOptions()
+    store = FolderStore(src, naming="same")
+    items = [Item(k, store.item_fingerprint(k), (k, str(store.path(k)))) for k in store.keys()]
+    out = tmp_path / "dev" / "X2"
+    with pytest.raises(StageError, match="im4"):
+        run_device_step(Step("downsample:X2", out, {"scale": 2}, {}), items, compute=ResizeCompute(2.0, opts),
+                        devices=["cpu"], read=functools.partial(_read_for_scale, scale=2.0, opts=opts),
+                        finish=functools.partial(_write_lr, scale=2.0, opts=opts, out=str(out)), batch=3,
+                        progress=False)
+    assert (out / "im0x2.png").exists()  # finished work is kept
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+def test_cuda_cli_batches_equal_cpu(samples, tmp_path):
+    src = _mixed_sizes(samples, tmp_path)
+    for extra in ([], ["--im2double"]):
+        a, b = tmp_path / f"cpu{len(extra)}", tmp_path / f"gpu{len(extra)}"
+        assert main(["-q", "downsample", src, a, "-s", "2", "-s", "4", *extra]) == 0
+        assert main(["-q", "downsample", src, b, "-s", "2", "-s", "4", "--device", "cuda", "--batch", "3", *extra]) == 0
+        for p in sorted(a.glob("X*/*.png")):
+            assert p.read_bytes() == (b / p.relative_to(a)).read_bytes(), p
+
+
 def test_errors(samples, tmp_path, capsys):
     src = tmp_path / "src"
     write_image(src / "tiny.png", np.zeros((3, 40, 3), np.uint8))
