@@ -106,7 +106,8 @@ def test_worker_error_in_a_worker_process_names_the_item(tmp_path):
 
 def test_parallel_run_uses_processes_and_gives_the_same_outputs(tmp_path):
     values = {f"k{i:02d}": i for i in range(16)}
-    rep = run(tmp_path, values, jobs=2, delay=0.01)
+    # long enough items that the second worker process is up before the first has taken them all
+    rep = run(tmp_path, values, jobs=2, delay=0.1)
     assert rep.processed == 16
     assert len({info["pid"] for info in rep.infos.values()}) >= 2
     assert outputs(tmp_path) == {f"{k}.txt": f"{v}!" for k, v in values.items()}
