@@ -34,6 +34,7 @@ import datetime as _dt
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import traceback
@@ -271,16 +272,24 @@ def _remove_outputs(output: Path, rels: Iterable[str]) -> None:
             p.unlink(missing_ok=True)
 
 
-def _remove_torn_files(output: Path) -> None:
-    """Delete the temporary files a killed run left in the step's directory (``.NAME.<random>.tmp``).
+_TORN = re.compile(r"^\..+\.tmp\d*$")
 
-    Atomic writes go through hidden ``*.tmp`` names in the target folder; only the rename makes a file
-    real, so anything still under such a name is the torn remainder of an interrupted write.
+
+def _remove_torn_files(output: Path) -> None:
+    """Delete the temporary files a killed run left in the step's directory and its direct sub-folders.
+
+    Atomic writes go through hidden names ending in ``.tmp`` or ``.tmp<pid>`` in the target folder; only the
+    rename makes a file real, so anything still under such a name is the torn remainder of an interrupted
+    write.
     """
+    n = 0
     for folder in [output, *(p for p in output.iterdir() if p.is_dir() and not p.name.startswith("."))]:
-        for p in folder.glob(".*.tmp"):
-            if p.is_file():
+        for p in folder.iterdir():
+            if _TORN.match(p.name) and p.is_file():
                 p.unlink(missing_ok=True)
+                n += 1
+    if n:
+        log.info("%s: removed %d temporary file(s) left by an interrupted run", output, n)
 
 
 @dataclass

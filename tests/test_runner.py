@@ -176,6 +176,9 @@ def test_torn_temporary_files_are_cleaned_up_on_the_next_run(tmp_path):
     (out / "sub").mkdir(parents=True)
     (out / ".a.png.3f2a.tmp").write_bytes(b"half")
     (out / "sub" / ".b.png.77aa.tmp").write_bytes(b"half")
+    (out / "sub" / ".c.npy.tmp4242").write_bytes(b"half")  # the pid-suffixed form of the atomic writers
     (out / "keep.tmp").write_bytes(b"not ours: not hidden")
+    (out / ".hidden.tmpl").write_bytes(b"not a temporary name")
     run(tmp_path, {"a": 1})
-    assert not list(out.rglob(".*.tmp")) and (out / "keep.tmp").exists()
+    assert sorted(p.name for p in out.rglob(".*.tmp*")) == [".hidden.tmpl"]
+    assert (out / "keep.tmp").exists() and (out / ".hidden.tmpl").exists()

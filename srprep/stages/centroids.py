@@ -69,7 +69,7 @@ from ..io import images
 from ..io.stores import FolderStore, open_store, paired_keys, scale_suffix
 from ..ops.imresize import imresize_matlab, to_uint8
 from ..runner import Item, ItemResult, Step, StepReport
-from .network import (InferOptions, ModelSpec, device_kind, item_source, read_item, remove_temporaries,
+from .network import (InferOptions, ModelSpec, device_kind, item_source, read_item,
                       resolve_devices, run_model_step)
 
 __all__ = ["CONVENTIONS", "STORE_DTYPES", "SR_FIELD", "LR_FIELD", "CentroidOptions", "CentroidSource",
@@ -408,9 +408,6 @@ def centroids(data: str | os.PathLike, model: str | os.PathLike, *, arch: str | 
     ledger = None
     if src.kind == "folder":
         finish = functools.partial(_finish_folder, out=str(src.out), scale=spec.scale, opts=options)
-        if not dry_run:
-            for folder in src.outputs.values():
-                remove_temporaries(folder)
     else:
         info = {"convention": options.convention, "model_sha256": spec.sha256, "arch": spec.arch,
                 "precision": precision, "source": str(src.lr_path.resolve())}

@@ -27,7 +27,6 @@ import functools
 import json
 import logging
 import os
-import re
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,7 +43,7 @@ from .devicepipe import run_device_step
 
 __all__ = [
     "ModelSpec", "InferOptions", "NetworkCompute", "load_model", "resolve_devices", "device_kind",
-    "process_item", "read_item", "item_source", "run_model_step", "remove_temporaries",
+    "process_item", "read_item", "item_source", "run_model_step",
 ]
 
 log = logging.getLogger(__name__)
@@ -257,20 +256,3 @@ def run_model_step(step: Step, items: Sequence[Item], *, spec: ModelSpec, opts: 
     return run_device_step(step, items, compute=NetworkCompute(spec, opts, output), devices=devices, read=read,
                            finish=finish, batch=batch, writers=writers, force=force, dry_run=dry_run,
                            progress=progress, ledger=ledger, unit=unit)
-
-
-# ------------------------------------------------------------------------------------------ outputs
-
-
-def remove_temporaries(folder: Path) -> int:
-    """Delete the hidden ``.<name>.<...>.tmp`` files a killed run left in ``folder`` (atomic writes that never got
-    their rename); returns how many. Only for a folder this step owns, before it starts writing."""
-    n = 0
-    if Path(folder).is_dir():
-        for p in Path(folder).iterdir():
-            if p.name.startswith(".") and re.search(r"\.tmp\d*$", p.name) and p.is_file():
-                p.unlink(missing_ok=True)
-                n += 1
-    if n:
-        log.info("%s: removed %d temporary file(s) left by an interrupted run", folder, n)
-    return n

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import StoreError
 from ..io.stores import FolderWriter, open_store
 from ..runner import Item, ItemResult, Step, StepReport
-from .network import (InferOptions, ModelSpec, device_kind, item_source, read_item, remove_temporaries,
+from .network import (InferOptions, ModelSpec, device_kind, item_source, read_item,
                       resolve_devices, run_model_step)
 
 __all__ = ["InferOptions", "upscale_store"]
@@ -69,8 +69,6 @@ def upscale_store(src: str | os.PathLike, dst: str | os.PathLike, model: str | o
     params = {"model": spec.params(), **opts.params(), "device": device_kind(devices), "png_level": png_level}
     step = Step("upscale", dst, params, {"src": str(src.resolve())})
     finish = functools.partial(_write_sr, out=str(dst), png_level=png_level)
-    if not dry_run:
-        remove_temporaries(dst)
     return run_model_step(step, items, spec=spec, opts=opts, devices=devices, read=read_item, finish=finish,
                           output="uint8", pipelined=pipelined, batch=batch, jobs=jobs, force=force, dry_run=dry_run,
                           progress=progress)
