@@ -291,8 +291,10 @@ def plan(pipe: Pipeline, *, force: list[str] = ()) -> dict[str, tuple[bool, str]
         fp = _step_fingerprint(step, pipe)
         if name in forced:
             result[name] = (True, "forced" if name in force else "upstream forced")
-        elif rec is None or not rec.get("ok"):
-            result[name] = (True, "never finished")
+        elif rec is None:
+            result[name] = (True, "first run")
+        elif not rec.get("ok"):
+            result[name] = (True, "its last run did not finish")
         elif rec["fp"] != fp:
             result[name] = (True, "parameters or inputs changed")
         elif any(result[n][0] or state["steps"][n]["generation"] != rec["upstream"].get(n) for n in step.needs):
@@ -359,7 +361,7 @@ def run_pipeline(pipe: Pipeline, invoke: Callable[[list[str]], None], *, until: 
             if name in force:
                 argv = [argv[0], "--force", *argv[1:]]
             t0 = time.perf_counter()
-            if step.replace and why != "never finished" and step.out.exists():
+            if step.replace and why not in ("first run", "its last run did not finish") and step.out.exists():
                 _replace_output(pipe, step)
             prev = state["steps"].get(name, {})
             state["steps"][name] = {**prev, "ok": False, "started": _now()}

@@ -70,6 +70,8 @@ def run_cmd(ctx: click.Context, pipeline: Path, until, only, force, overrides, w
     def report(outcome) -> None:
         if outcome.status == "ran":
             click.echo(f"[{outcome.name}] done in {outcome.elapsed:.1f} s ({outcome.reason})")
+        elif outcome.status == outcome.reason:
+            click.echo(f"[{outcome.name}] {outcome.status}")
         else:
             click.echo(f"[{outcome.name}] {outcome.status} ({outcome.reason})")
 
