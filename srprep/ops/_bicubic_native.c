@@ -98,41 +98,28 @@ SR_CLONES static void round_f32_u8(const float *a, Py_ssize_t n, float h, float 
     }
 }
 
-/* Columns pass, float32 sums: a[x] = sum_{p,q} kq[p][q] * ph[p][q*C + x], x < n. */
-SR_CLONES static void cols_sum_f32(const float *ph, Py_ssize_t plen, const float *kq, int S, int Q, Py_ssize_t C,
-                                   Py_ssize_t n, float *acc) {
-    for (Py_ssize_t x0 = 0; x0 < n; x0 += CHUNK) {
-        Py_ssize_t len = n - x0 < CHUNK ? n - x0 : CHUNK;
-        float *a = acc + x0;
-        for (Py_ssize_t x = 0; x < len; x++) a[x] = 0.0f;
-        for (int p = 0; p < S; p++) {
-            for (int q = 0; q < Q; q++) {
-                float w = kq[p * Q + q];
-                if (w == 0.0f) continue;
-                const float *s = ph + p * plen + q * C + x0;
-                for (Py_ssize_t x = 0; x < len; x++) a[x] += w * s[x];
-            }
-        }
+/* Columns pass: a[x] = sum_{p,q} kq[p][q] * ph[p][q*C + x], x < n, summed in ACC (float for the uint8
+ * convention, double for im2double: both exact, see top). One body, two accumulator types. */
+#define DEFINE_COLS_SUM(NAME, ACC)                                                                             \
+    SR_CLONES static void NAME(const float *ph, Py_ssize_t plen, const float *kq, int S, int Q, Py_ssize_t C,   \
+                               Py_ssize_t n, ACC *acc) {                                                       \
+        for (Py_ssize_t x0 = 0; x0 < n; x0 += CHUNK) {                                                         \
+            Py_ssize_t len = n - x0 < CHUNK ? n - x0 : CHUNK;                                                  \
+            ACC *a = acc + x0;                                                                                 \
+            for (Py_ssize_t x = 0; x < len; x++) a[x] = 0;                                                     \
+            for (int p = 0; p < S; p++) {                                                                      \
+                for (int q = 0; q < Q; q++) {                                                                  \
+                    ACC w = (ACC)kq[p * Q + q];                                                                \
+                    if (w == 0) continue;                                                                      \
+                    const float *s = ph + p * plen + q * C + x0;                                               \
+                    for (Py_ssize_t x = 0; x < len; x++) a[x] += w * (ACC)s[x];                                \
+                }                                                                                              \
+            }                                                                                                  \
+        }                                                                                                      \
     }
-}
 
-/* Columns pass, float64 sums of the exact float32 pass-1 values. */
-SR_CLONES static void cols_sum_f64(const float *ph, Py_ssize_t plen, const float *kq, int S, int Q, Py_ssize_t C,
-                                   Py_ssize_t n, double *acc) {
-    for (Py_ssize_t x0 = 0; x0 < n; x0 += CHUNK) {
-        Py_ssize_t len = n - x0 < CHUNK ? n - x0 : CHUNK;
-        double *a = acc + x0;
-        for (Py_ssize_t x = 0; x < len; x++) a[x] = 0.0;
-        for (int p = 0; p < S; p++) {
-            for (int q = 0; q < Q; q++) {
-                double w = (double)kq[p * Q + q];
-                if (w == 0.0) continue;
-                const float *s = ph + p * plen + q * C + x0;
-                for (Py_ssize_t x = 0; x < len; x++) a[x] += w * (double)s[x];
-            }
-        }
-    }
-}
+DEFINE_COLS_SUM(cols_sum_f32, float)
+DEFINE_COLS_SUM(cols_sum_f64, double)
 
 /* Whether lev is exactly k + 1/2: t = lev + 1/2 is exact (lev has at most 24 fraction bits and |lev| < 2**20)
  * and is an integer iff (t + 1.5*2**52) - 1.5*2**52 == t (adding the constant rounds t to an integer; the
