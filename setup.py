@@ -11,7 +11,7 @@ setup(
         Extension(
             "srprep.ops._bicubic_native",
             ["srprep/ops/_bicubic_native.c"],
-            extra_compile_args=["-O3", "-fno-math-errno", "-fno-trapping-math", "-Wall"],
+            extra_compile_args=["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-Wall"],
             optional=True,
         )
     ]

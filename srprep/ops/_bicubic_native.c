@@ -1,8 +1,11 @@
 /*
- * Compiled kernel for srprep.ops.imresize: MATLAB-exact bicubic downscaling of uint8 images by an
- * integer factor with dyadic weights (x2, x4), both conventions, both 1-D passes fused per output row.
+ * Compiled kernel for srprep.ops.imresize: MATLAB-exact bicubic downscaling by an integer factor, both
+ * conventions, both 1-D passes fused per output row. Two entry points:
+ *   resize_u8  - uint8 images, dyadic weights (x2, x4): exact integer arithmetic (below);
+ *   resize_seq - everything else with one weight row at a constant stride (x3; float input at any integer
+ *                factor): MATLAB's own double arithmetic, taps in order, no FMA (further down).
  *
- * Why it is exact: the caller passes the weight rows multiplied by 2**e (integers, see AxisPlan.dyadic_exp)
+ * resize_u8, why it is exact: the caller passes the weight rows multiplied by 2**e (integers, see AxisPlan.dyadic_exp)
  * and has checked that every product and partial sum of the rows pass (and of the columns pass of the
  * uint8 convention) is an integer below 2**24, so float32 arithmetic is exact in any order (vector lanes,
  * FMA or not). The columns pass of the im2double convention sums those exact integers in float64, again
@@ -152,41 +155,45 @@ SR_CLONES static Py_ssize_t finish_levels(double *a, Py_ssize_t n, double invE, 
     return ties;
 }
 
-/* Phase rows of one pass-1 row (W pixels of C float values) for the columns pass:
+/* Phase rows of one pass-1 row (W pixels of C values of type T) for the columns pass:
  * ph[p*plen + m*C + c] = row[fold(c0 + p + S*m)*C + c], m < M. */
-static void build_phases(const float *row, Py_ssize_t W, Py_ssize_t C, Py_ssize_t c0, int S, Py_ssize_t M,
-                         Py_ssize_t plen, float *ph) {
-    for (int p = 0; p < S; p++) {
-        float *dst = ph + p * plen;
-        /* interior: m with 0 <= c0 + p + S*m < W */
-        Py_ssize_t first = c0 + p, m_lo = 0, m_hi;
-        while (m_lo < M && first + (Py_ssize_t)S * m_lo < 0) m_lo++;
-        m_hi = m_lo;
-        if (first + (Py_ssize_t)S * m_lo < W) m_hi = (W - 1 - first) / S + 1;
-        if (m_hi > M) m_hi = M;
-        if (m_hi < m_lo) m_hi = m_lo;
-        for (Py_ssize_t m = 0; m < m_lo; m++)
-            for (Py_ssize_t c = 0; c < C; c++) dst[m * C + c] = row[fold(first + (Py_ssize_t)S * m, W) * C + c];
-        if (C == 3) {
-            const float *src = row + (first + (Py_ssize_t)S * m_lo) * 3;
-            float *d = dst + m_lo * 3;
-            const Py_ssize_t step = (Py_ssize_t)S * 3;
-            for (Py_ssize_t m = m_lo; m < m_hi; m++, src += step, d += 3) {
-                d[0] = src[0];
-                d[1] = src[1];
-                d[2] = src[2];
-            }
-        } else if (C == 1) {
-            const float *src = row + first + (Py_ssize_t)S * m_lo;
-            for (Py_ssize_t m = m_lo; m < m_hi; m++) dst[m] = src[(m - m_lo) * S];
-        } else {
-            for (Py_ssize_t m = m_lo; m < m_hi; m++)
-                memcpy(dst + m * C, row + (first + (Py_ssize_t)S * m) * C, sizeof(float) * (size_t)C);
-        }
-        for (Py_ssize_t m = m_hi; m < M; m++)
-            for (Py_ssize_t c = 0; c < C; c++) dst[m * C + c] = row[fold(first + (Py_ssize_t)S * m, W) * C + c];
-    }
+#define DEFINE_BUILD_PHASES(NAME, T) \
+static void NAME(const T *row, Py_ssize_t W, Py_ssize_t C, Py_ssize_t c0, int S, Py_ssize_t M,                    \
+                         Py_ssize_t plen, T *ph) {                                                                \
+    for (int p = 0; p < S; p++) {                                                                                 \
+        T *dst = ph + p * plen;                                                                                   \
+        /* interior: m with 0 <= c0 + p + S*m < W */                                                              \
+        Py_ssize_t first = c0 + p, m_lo = 0, m_hi;                                                                \
+        while (m_lo < M && first + (Py_ssize_t)S * m_lo < 0) m_lo++;                                              \
+        m_hi = m_lo;                                                                                              \
+        if (first + (Py_ssize_t)S * m_lo < W) m_hi = (W - 1 - first) / S + 1;                                     \
+        if (m_hi > M) m_hi = M;                                                                                   \
+        if (m_hi < m_lo) m_hi = m_lo;                                                                             \
+        for (Py_ssize_t m = 0; m < m_lo; m++)                                                                     \
+            for (Py_ssize_t c = 0; c < C; c++) dst[m * C + c] = row[fold(first + (Py_ssize_t)S * m, W) * C + c];  \
+        if (C == 3) {                                                                                             \
+            const T *src = row + (first + (Py_ssize_t)S * m_lo) * 3;                                              \
+            T *d = dst + m_lo * 3;                                                                                \
+            const Py_ssize_t step = (Py_ssize_t)S * 3;                                                            \
+            for (Py_ssize_t m = m_lo; m < m_hi; m++, src += step, d += 3) {                                       \
+                d[0] = src[0];                                                                                    \
+                d[1] = src[1];                                                                                    \
+                d[2] = src[2];                                                                                    \
+            }                                                                                                     \
+        } else if (C == 1) {                                                                                      \
+            const T *src = row + first + (Py_ssize_t)S * m_lo;                                                    \
+            for (Py_ssize_t m = m_lo; m < m_hi; m++) dst[m] = src[(m - m_lo) * S];                                \
+        } else {                                                                                                  \
+            for (Py_ssize_t m = m_lo; m < m_hi; m++)                                                              \
+                memcpy(dst + m * C, row + (first + (Py_ssize_t)S * m) * C, sizeof(T) * (size_t)C);                \
+        }                                                                                                         \
+        for (Py_ssize_t m = m_hi; m < M; m++)                                                                     \
+            for (Py_ssize_t c = 0; c < C; c++) dst[m * C + c] = row[fold(first + (Py_ssize_t)S * m, W) * C + c];  \
+    }                                                                                                             \
 }
+
+DEFINE_BUILD_PHASES(build_phases, float)
+DEFINE_BUILD_PHASES(build_phases_f64, double)
 
 typedef struct {
     const uint8_t *src;
@@ -314,8 +321,203 @@ out:
     return result;
 }
 
+/* ------------------------------------------------------------------------------------------------------------
+ * MATLAB-order sums (weights that are not dyadic, e.g. x3; float input): every output is
+ * sum_t w[t] * v[t] in double, taps in MATLAB's order, each product rounded before it is added (no FMA: the
+ * file is compiled with -ffp-contract=off). Vector lanes only run neighbouring outputs side by side, so each
+ * output gets exactly the operations MATLAB performs for it, and the tie breaking MATLAB's float noise does.
+ * src kinds: 0 uint8 values, 1 uint8 / 255 (im2double), 2 float64.
+ * modes: 0 uint8 convention (each pass rounded: floor(x + 1/2), saturated), 1 float64 out,
+ *        2 uint8 out = MATLAB's im2uint8 of the float64 result: floor(x*255 + 1/2), saturated.
+ * ---------------------------------------------------------------------------------------------------------- */
+
+SR_CLONES static void rows_seq_u8(const uint8_t *const *rows, const double *w, int K, Py_ssize_t n, int div255,
+                                  double *acc) {
+    for (Py_ssize_t x0 = 0; x0 < n; x0 += CHUNK) {
+        Py_ssize_t len = n - x0 < CHUNK ? n - x0 : CHUNK;
+        double *a = acc + x0;
+        for (int t = 0; t < K; t++) {
+            const uint8_t *r = rows[t] + x0;
+            const double wt = w[t];
+            if (div255) {
+                if (t == 0)
+                    for (Py_ssize_t x = 0; x < len; x++) a[x] = wt * ((double)r[x] / 255.0);
+                else
+                    for (Py_ssize_t x = 0; x < len; x++) a[x] = a[x] + wt * ((double)r[x] / 255.0);
+            } else {
+                if (t == 0)
+                    for (Py_ssize_t x = 0; x < len; x++) a[x] = wt * (double)r[x];
+                else
+                    for (Py_ssize_t x = 0; x < len; x++) a[x] = a[x] + wt * (double)r[x];
+            }
+        }
+    }
+}
+
+SR_CLONES static void rows_seq_f64(const double *const *rows, const double *w, int K, Py_ssize_t n, double *acc) {
+    for (Py_ssize_t x0 = 0; x0 < n; x0 += CHUNK) {
+        Py_ssize_t len = n - x0 < CHUNK ? n - x0 : CHUNK;
+        double *a = acc + x0;
+        for (int t = 0; t < K; t++) {
+            const double *r = rows[t] + x0;
+            const double wt = w[t];
+            if (t == 0)
+                for (Py_ssize_t x = 0; x < len; x++) a[x] = wt * r[x];
+            else
+                for (Py_ssize_t x = 0; x < len; x++) a[x] = a[x] + wt * r[x];
+        }
+    }
+}
+
+/* Columns pass over the phase rows, taps t = 0..K-1 in order (tap t lives in phase t % S, shifted by t / S). */
+SR_CLONES static void cols_seq(const double *ph, Py_ssize_t plen, const double *w, const int *taps, int K, int S,
+                               Py_ssize_t C, Py_ssize_t n, double *acc) {
+    for (Py_ssize_t x0 = 0; x0 < n; x0 += CHUNK) {
+        Py_ssize_t len = n - x0 < CHUNK ? n - x0 : CHUNK;
+        double *a = acc + x0;
+        for (int k = 0; k < K; k++) {
+            const int t = taps[k];
+            const double wt = w[k];
+            const double *src = ph + (t % S) * plen + (t / S) * C + x0;
+            if (k == 0)
+                for (Py_ssize_t x = 0; x < len; x++) a[x] = wt * src[x];
+            else
+                for (Py_ssize_t x = 0; x < len; x++) a[x] = a[x] + wt * src[x];
+        }
+    }
+}
+
+/* In place: a[x] = saturate(floor(a[x] + 1/2)), MATLAB's double -> uint8 of a pass of the uint8 convention. */
+SR_CLONES static void round_seq(double *a, Py_ssize_t n) {
+    for (Py_ssize_t x = 0; x < n; x++) {
+        double v = floor(a[x] + 0.5);
+        v = v < 0.0 ? 0.0 : v;
+        a[x] = v > 255.0 ? 255.0 : v;
+    }
+}
+
+SR_CLONES static void to_u8_seq(const double *a, Py_ssize_t n, int times255, uint8_t *out) {
+    for (Py_ssize_t x = 0; x < n; x++) {
+        double v = times255 ? floor(a[x] * 255.0 + 0.5) : floor(a[x] + 0.5);
+        v = v < 0.0 ? 0.0 : v;
+        v = v > 255.0 ? 255.0 : v;
+        out[x] = (uint8_t)(int)v;
+    }
+}
+
+typedef struct {
+    const void *src;
+    int kind; /* 0 uint8, 1 uint8 / 255, 2 float64 */
+    Py_ssize_t H, W, C, Ho, Wo;
+    const double *k1;
+    int K1, s1;
+    Py_ssize_t c01;
+    const double *k2;
+    int K2, s2;
+    Py_ssize_t c02;
+    int mode;
+    void *dst;
+} seq_job_t;
+
+static int run_rows_seq(const seq_job_t *j, Py_ssize_t i0, Py_ssize_t i1) {
+    const Py_ssize_t rowlen = j->W * j->C, outlen = j->Wo * j->C;
+    const int S = j->s2, Q = (j->K2 + j->s2 - 1) / j->s2;
+    const Py_ssize_t M = j->Wo + Q - 1, plen = M * j->C + 16;
+    int ok = 0;
+    double *acc1 = malloc(sizeof(double) * (size_t)rowlen);
+    double *ph = malloc(sizeof(double) * (size_t)(plen * S));
+    double *acc2 = malloc(sizeof(double) * (size_t)outlen);
+    const void **rows = malloc(sizeof(void *) * (size_t)j->K1);
+    double *w1 = malloc(sizeof(double) * (size_t)j->K1);
+    double *w2 = malloc(sizeof(double) * (size_t)j->K2);
+    int *taps2 = malloc(sizeof(int) * (size_t)j->K2);
+    if (!acc1 || !ph || !acc2 || !rows || !w1 || !w2 || !taps2) goto done;
+    int K2 = 0;
+    for (int t = 0; t < j->K2; t++) {
+        if (j->k2[t] == 0.0) continue; /* a gap between kept taps: MATLAB never adds it */
+        w2[K2] = j->k2[t];
+        taps2[K2++] = t;
+    }
+    const size_t item = j->kind == 2 ? sizeof(double) : 1;
+    for (Py_ssize_t i = i0; i < i1; i++) {
+        int K = 0;
+        for (int t = 0; t < j->K1; t++) {
+            if (j->k1[t] == 0.0) continue;
+            Py_ssize_t r = fold(j->c01 + (Py_ssize_t)j->s1 * i + t, j->H);
+            rows[K] = (const char *)j->src + (size_t)(r * rowlen) * item;
+            w1[K] = j->k1[t];
+            K++;
+        }
+        if (j->kind == 2)
+            rows_seq_f64((const double *const *)rows, w1, K, rowlen, acc1);
+        else
+            rows_seq_u8((const uint8_t *const *)rows, w1, K, rowlen, j->kind == 1, acc1);
+        if (j->mode == 0) round_seq(acc1, rowlen);
+        build_phases_f64(acc1, j->W, j->C, j->c02, S, M, plen, ph);
+        double *a2 = j->mode == 1 ? (double *)j->dst + i * outlen : acc2;
+        cols_seq(ph, plen, w2, taps2, K2, S, j->C, outlen, a2);
+        if (j->mode != 1) to_u8_seq(a2, outlen, j->mode == 2, (uint8_t *)j->dst + i * outlen);
+    }
+    ok = 1;
+done:
+    free(acc1); free(ph); free(acc2); free(rows); free(w1); free(w2); free(taps2);
+    return ok;
+}
+
+PyDoc_STRVAR(resize_seq_doc,
+"resize_seq(src, kind, H, W, C, dst, Ho, Wo, k1, c0_1, s1, k2, c0_2, s2, mode, i0, i1) -> None\n\n"
+"Output rows [i0, i1) of the MATLAB bicubic resize of a C-contiguous (H, W, C) buffer with MATLAB's own\n"
+"double arithmetic (taps in order, no FMA). kind 0: uint8, 1: uint8 read as v/255 (im2double), 2: float64.\n"
+"k1/k2: float64 buffers of the weight rows spread over their taps (zeros are gaps). mode 0: uint8 convention\n"
+"(kind 0) into uint8 dst; 1: float64 dst; 2: im2uint8 of the float64 result into uint8 dst.");
+
+static PyObject *resize_seq(PyObject *self, PyObject *args) {
+    Py_buffer src, dst, k1, k2;
+    Py_ssize_t H, W, C, Ho, Wo, c01, c02, i0, i1;
+    int kind, s1, s2, mode;
+    if (!PyArg_ParseTuple(args, "y*innnw*nny*niy*niinn", &src, &kind, &H, &W, &C, &dst, &Ho, &Wo, &k1, &c01, &s1,
+                          &k2, &c02, &s2, &mode, &i0, &i1))
+        return NULL;
+    PyObject *result = NULL;
+    const char *err = NULL;
+    Py_ssize_t in_item = kind == 2 ? 8 : 1, out_item = mode == 1 ? 8 : 1;
+    if (H < 1 || W < 1 || C < 1 || Ho < 1 || Wo < 1 || s1 < 1 || s2 < 1)
+        err = "bad geometry";
+    else if (kind < 0 || kind > 2 || mode < 0 || mode > 2 || (mode == 0 && kind != 0))
+        err = "bad kind or mode";
+    else if (src.len < H * W * C * in_item)
+        err = "src buffer too small";
+    else if (dst.len < Ho * Wo * C * out_item)
+        err = "dst buffer too small";
+    else if (k1.len % 8 || k2.len % 8 || k1.len == 0 || k2.len == 0)
+        err = "weights must be non-empty float64 buffers";
+    else if (i0 < 0 || i1 > Ho || i0 > i1)
+        err = "bad row range";
+    if (err) {
+        PyErr_SetString(PyExc_ValueError, err);
+        goto out;
+    }
+    seq_job_t j = {src.buf, kind, H, W, C, Ho, Wo, k1.buf, (int)(k1.len / 8), s1, c01,
+                   k2.buf, (int)(k2.len / 8), s2, c02, mode, dst.buf};
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = run_rows_seq(&j, i0, i1);
+    Py_END_ALLOW_THREADS
+    if (!ok)
+        PyErr_NoMemory();
+    else
+        result = Py_NewRef(Py_None);
+out:
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&dst);
+    PyBuffer_Release(&k1);
+    PyBuffer_Release(&k2);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"resize_u8", resize_u8, METH_VARARGS, resize_u8_doc},
+    {"resize_seq", resize_seq, METH_VARARGS, resize_seq_doc},
     {NULL, NULL, 0, NULL},
 };
 

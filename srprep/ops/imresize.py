@@ -37,13 +37,15 @@ Rounding ties are frequent: the weights of x2 and x4 are dyadic (x2: ``n/256``, 
   10^6 times MATLAB's float64 error (~1e-11 levels), so the rounding cannot differ; those pixels return
   ``S/255`` (within an ulp or so of MATLAB's double).
 
-Speed (2040x1356 RGB, 2-core AMD EPYC: see ``benchmarks/RESULTS.md``). The common case, uint8 input
-downscaled x2 or x4 (both conventions), runs in a small compiled kernel (``_bicubic_native.c``, built by
-``setup.py``): integer weights (the dyadic weights times ``2**e``) summed in float32/float64, exact in any
-order, both passes fused per output row (the rows pass reads only the rows it needs, the columns pass runs
-in polyphase form over contiguous memory, nothing larger than two rows is written but the output), the
-output rows split over ``threads`` threads. It is optional: every case it covers is also covered by the
-portable paths below, which give the same bytes (the tests run both) and were the whole story before it:
+Speed (2040x1356 RGB, 2-core AMD EPYC: see ``benchmarks/RESULTS.md``). Integer-factor downscaling (rows
+first) runs in a small compiled kernel (``_bicubic_native.c``, built by ``setup.py``), both passes fused per
+output row (the rows pass reads only the rows it needs, the columns pass runs in polyphase form over
+contiguous memory, nothing larger than two rows is written but the output), the output rows split over
+``threads`` threads. uint8 input at x2/x4: integer weights (the dyadic weights times ``2**e``) summed in
+float32/float64, exact in any order. Other cases (x3, float input): MATLAB's double arithmetic, taps in
+order, no FMA (compiled with ``-ffp-contract=off``; SIMD lanes only hold neighbouring outputs). It is
+optional: every case it covers is also covered by the portable paths below, which give the same bytes (the
+tests run both) and were the whole story before it:
 
 Integer-scale weights are shift invariant, so a pass is a stride-``s`` correlation with one kernel, and
 MATLAB's mirror folding at the borders is OpenCV's ``BORDER_REFLECT``:
@@ -793,6 +795,49 @@ def _resize_native(img: np.ndarray, plans, out_shape: tuple, mode: int, threads:
     return out, ties
 
 
+def _seq_axis(plan: AxisPlan):
+    """(weight row spread over its taps as float64, first start, stride) when one weight row at a constant
+    stride serves every output (integer-factor downscaling), else None."""
+    if len(plan.groups) != 1:
+        return None
+    ar = _arith(plan.starts)
+    if ar is None:
+        return None
+    return np.ascontiguousarray(plan.groups[0][0], dtype=np.float64), ar[0], ar[1]
+
+
+def _resize_native_seq(a: np.ndarray, plans, out_shape: tuple, kind: int, mode: int, threads: int | None):
+    """The compiled kernel in MATLAB's own double arithmetic (x3, float input...): the output array, or None
+    when it does not cover the case. ``kind`` 0: uint8 values, 1: uint8 as ``v/255`` (im2double), 2: float64.
+    ``mode`` 0: uint8 convention, 1: float64 out, 2: ``to_uint8`` of the float64 result."""
+    if _native is None:
+        return None
+    (ax1, p1), (_, p2) = plans
+    if ax1 != 0:
+        return None
+    g1, g2 = _seq_axis(p1), _seq_axis(p2)
+    if g1 is None or g2 is None:
+        return None
+    src = np.ascontiguousarray(a)
+    h, w = src.shape[:2]
+    c = 1 if src.ndim == 2 else src.shape[2]
+    oh, ow = out_shape[:2]
+    out = np.empty(out_shape, np.float64 if mode == 1 else np.uint8)
+    n = _native_threads(threads, oh)
+    bounds = [oh * k // n for k in range(n + 1)]
+
+    def work(k: int) -> None:
+        _native.resize_seq(src, kind, h, w, c, out, oh, ow, g1[0], g1[1], g1[2], g2[0], g2[1], g2[2], mode,
+                           bounds[k], bounds[k + 1])
+
+    if n == 1:
+        work(0)
+    else:
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            list(pool.map(work, range(n)))
+    return out
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------------------------------------------
@@ -870,6 +915,9 @@ def imresize_matlab(
         res = _resize_native(img, plans, out_shape, 0, threads)
         if res is not None:
             return res[0]
+        res = _resize_native_seq(img, plans, out_shape, 0, 0, threads)
+        if res is not None:
+            return res
         a = img
         for axis, plan in plans:
             a = _pass_u8_round(a, axis, plan)
@@ -897,9 +945,15 @@ def imresize_matlab(
             if ties.size:
                 s.reshape(-1)[ties] = _tie_fixup(img, plans, ties, out_shape)
             return to_uint8(s) if want_u8 else s
+        res = _resize_native_seq(img, plans, out_shape, 1, 2 if want_u8 else 1, threads)
+        if res is not None:
+            return res
         a = np.divide(img, 255.0)  # MATLAB's im2double: double(v) / 255
     else:
         a = np.asarray(img, dtype=np.float64)
+        res = _resize_native_seq(a, plans, out_shape, 2, 2 if want_u8 else 1, threads)
+        if res is not None:
+            return res
     for axis, plan in plans:
         a = _pass_f64(a, axis, plan)
     a = np.ascontiguousarray(a, dtype=np.float64)
