@@ -752,9 +752,14 @@ def _native_axis(plan: AxisPlan):
     return kern, ar[0], ar[1], int(plan.dyadic_exp)
 
 
+# Default thread cap: one image's rows are a few milliseconds of work; more threads cost more to start than
+# they save.
+_NATIVE_MAX_DEFAULT_THREADS = 8
+
+
 def _native_threads(threads: int | None, rows: int) -> int:
     if threads is None:
-        threads = cv2.getNumThreads() if cv2 is not None else 1
+        threads = min(cv2.getNumThreads(), _NATIVE_MAX_DEFAULT_THREADS) if cv2 is not None else 1
     return max(1, min(int(threads), rows // _NATIVE_MIN_ROWS))
 
 
@@ -879,8 +884,9 @@ def imresize_matlab(
         out_dtype: None (the convention's own type, below) or ``np.uint8``: for a float result, return
             MATLAB's ``im2uint8`` of it (what ``imwrite`` saves; identical to :func:`to_uint8` of the float
             result, but the common x2/x4 cases never form the float64 image).
-        threads: threads of the compiled kernel (default: OpenCV's thread count, ``cv2.getNumThreads()``;
-            1 inside worker processes that already run in parallel). The result does not depend on it.
+        threads: threads of the compiled kernel (default: OpenCV's thread count, ``cv2.getNumThreads()``, at
+            most 8; pass 1 inside worker processes that already run in parallel). The result does not
+            depend on it.
 
     Returns:
         uint8 input, ``im2double=False``: uint8, the uint8 convention (rounded and saturated after each
