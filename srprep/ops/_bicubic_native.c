@@ -331,27 +331,24 @@ out:
  *        2 uint8 out = MATLAB's im2uint8 of the float64 result: floor(x*255 + 1/2), saturated.
  * ---------------------------------------------------------------------------------------------------------- */
 
-SR_CLONES static void rows_seq_u8(const uint8_t *const *rows, const double *w, int K, Py_ssize_t n, int div255,
-                                  double *acc) {
+SR_CLONES static void rows_seq_u8(const uint8_t *const *rows, const double *w, int K, Py_ssize_t n, double *acc) {
     for (Py_ssize_t x0 = 0; x0 < n; x0 += CHUNK) {
         Py_ssize_t len = n - x0 < CHUNK ? n - x0 : CHUNK;
         double *a = acc + x0;
         for (int t = 0; t < K; t++) {
             const uint8_t *r = rows[t] + x0;
             const double wt = w[t];
-            if (div255) {
-                if (t == 0)
-                    for (Py_ssize_t x = 0; x < len; x++) a[x] = wt * ((double)r[x] / 255.0);
-                else
-                    for (Py_ssize_t x = 0; x < len; x++) a[x] = a[x] + wt * ((double)r[x] / 255.0);
-            } else {
-                if (t == 0)
-                    for (Py_ssize_t x = 0; x < len; x++) a[x] = wt * (double)r[x];
-                else
-                    for (Py_ssize_t x = 0; x < len; x++) a[x] = a[x] + wt * (double)r[x];
-            }
+            if (t == 0)
+                for (Py_ssize_t x = 0; x < len; x++) a[x] = wt * (double)r[x];
+            else
+                for (Py_ssize_t x = 0; x < len; x++) a[x] = a[x] + wt * (double)r[x];
         }
     }
+}
+
+/* MATLAB's im2double of one row: double(v) / 255. */
+SR_CLONES static void div255_row(const uint8_t *r, Py_ssize_t n, double *out) {
+    for (Py_ssize_t x = 0; x < n; x++) out[x] = (double)r[x] / 255.0;
 }
 
 SR_CLONES static void rows_seq_f64(const double *const *rows, const double *w, int K, Py_ssize_t n, double *acc) {
@@ -431,6 +428,8 @@ static int run_rows_seq(const seq_job_t *j, Py_ssize_t i0, Py_ssize_t i1) {
     double *w1 = malloc(sizeof(double) * (size_t)j->K1);
     double *w2 = malloc(sizeof(double) * (size_t)j->K2);
     int *taps2 = malloc(sizeof(int) * (size_t)j->K2);
+    double *cache = NULL;
+    Py_ssize_t *slot_row = NULL, *need = NULL;
     if (!acc1 || !ph || !acc2 || !rows || !w1 || !w2 || !taps2) goto done;
     int K2 = 0;
     for (int t = 0; t < j->K2; t++) {
@@ -438,20 +437,51 @@ static int run_rows_seq(const seq_job_t *j, Py_ssize_t i0, Py_ssize_t i1) {
         w2[K2] = j->k2[t];
         taps2[K2++] = t;
     }
+    /* im2double: each input row converted to v/255 once, in a small cache of rows (consecutive output rows
+     * share most of their input rows), instead of one division per tap. Same values either way. */
+    const int nslots = j->K1 + 1; /* more slots than rows one output row needs: a victim always exists */
+    if (j->kind == 1) {
+        cache = malloc(sizeof(double) * (size_t)(rowlen * nslots));
+        slot_row = malloc(sizeof(Py_ssize_t) * (size_t)nslots);
+        need = malloc(sizeof(Py_ssize_t) * (size_t)j->K1);
+        if (!cache || !slot_row || !need) goto done;
+        for (int k = 0; k < nslots; k++) slot_row[k] = -1;
+    }
+    int next = 0;
     const size_t item = j->kind == 2 ? sizeof(double) : 1;
     for (Py_ssize_t i = i0; i < i1; i++) {
         int K = 0;
         for (int t = 0; t < j->K1; t++) {
             if (j->k1[t] == 0.0) continue;
             Py_ssize_t r = fold(j->c01 + (Py_ssize_t)j->s1 * i + t, j->H);
+            if (j->kind == 1) need[K] = r;
             rows[K] = (const char *)j->src + (size_t)(r * rowlen) * item;
             w1[K] = j->k1[t];
             K++;
         }
-        if (j->kind == 2)
+        if (j->kind == 1) {
+            for (int k = 0; k < K; k++) {
+                int slot = -1;
+                for (int q = 0; q < nslots && slot < 0; q++)
+                    if (slot_row[q] == need[k]) slot = q;
+                while (slot < 0) { /* evict a row this output row does not read */
+                    int q = next;
+                    next = (next + 1) % nslots;
+                    int used = 0;
+                    for (int m = 0; m < K && !used; m++) used = slot_row[q] == need[m];
+                    if (!used) {
+                        slot = q;
+                        slot_row[q] = need[k];
+                        div255_row((const uint8_t *)rows[k], rowlen, cache + (size_t)q * rowlen);
+                    }
+                }
+                rows[k] = cache + (size_t)slot * rowlen;
+            }
+        }
+        if (j->kind != 0)
             rows_seq_f64((const double *const *)rows, w1, K, rowlen, acc1);
         else
-            rows_seq_u8((const uint8_t *const *)rows, w1, K, rowlen, j->kind == 1, acc1);
+            rows_seq_u8((const uint8_t *const *)rows, w1, K, rowlen, acc1);
         if (j->mode == 0) round_seq(acc1, rowlen);
         build_phases_f64(acc1, j->W, j->C, j->c02, S, M, plen, ph);
         double *a2 = j->mode == 1 ? (double *)j->dst + i * outlen : acc2;
@@ -461,6 +491,7 @@ static int run_rows_seq(const seq_job_t *j, Py_ssize_t i0, Py_ssize_t i1) {
     ok = 1;
 done:
     free(acc1); free(ph); free(acc2); free(rows); free(w1); free(w2); free(taps2);
+    free(cache); free(slot_row); free(need);
     return ok;
 }
 
