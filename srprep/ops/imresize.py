@@ -518,14 +518,16 @@ def _select(full: list, axis: int, plan: AxisPlan, anchor: int, shape_out: tuple
     return out
 
 
+def _stride_geometry(plan: AxisPlan):
+    """(c0, s) when the outputs of ``plan`` are one weight row at a constant stride ``s`` >= 1 starting at
+    ``c0`` (integer-factor downscaling), else None."""
+    return _arith(plan.starts) if len(plan.groups) == 1 else None
+
+
 def _phase_geometry(plan: AxisPlan):
     """(c0, s) when the outputs of ``plan`` are one kernel at stride ``s`` >= 2 starting at ``c0``."""
-    if len(plan.groups) != 1 or plan.out_len < 2:
-        return None
-    ar = _arith(plan.starts)
-    if ar is None or ar[1] < 2:
-        return None
-    return ar
+    ar = _stride_geometry(plan) if plan.out_len >= 2 else None
+    return ar if ar is not None and ar[1] >= 2 else None
 
 
 def _pass_phases(a: np.ndarray, plan: AxisPlan, work: str, to_u8: bool, delta: float) -> np.ndarray:
@@ -740,13 +742,10 @@ def native_available() -> bool:
 
 
 def _native_axis(plan: AxisPlan):
-    """(integer weights as float32, first start, stride, dyadic exponent) when the compiled kernel covers
-    this axis: one weight row at a constant stride (integer-factor downscaling) and sums of uint8 data
-    exact in float32 (x2, x4), else None."""
-    if len(plan.groups) != 1 or _exact_depth_u8(plan) != "f32":
-        return None
-    ar = _arith(plan.starts)
-    if ar is None:
+    """(integer weights as float32, first start, stride, dyadic exponent) when the exact kernel covers this
+    axis: one weight row at a constant stride and sums of uint8 data exact in float32 (x2, x4), else None."""
+    ar = _stride_geometry(plan)
+    if ar is None or _exact_depth_u8(plan) != "f32":
         return None
     kern = np.ldexp(plan.groups[0][0], plan.dyadic_exp).astype(np.float32)
     return kern, ar[0], ar[1], int(plan.dyadic_exp)
@@ -757,10 +756,17 @@ def _native_axis(plan: AxisPlan):
 _NATIVE_MAX_DEFAULT_THREADS = 8
 
 
-def _native_threads(threads: int | None, rows: int) -> int:
+def _over_row_ranges(rows: int, threads: int | None, work) -> list:
+    """``[work(k, i0, i1) ...]`` over consecutive output-row ranges, one per thread (the kernel releases the
+    GIL); ``threads`` None: OpenCV's thread count, at most ``_NATIVE_MAX_DEFAULT_THREADS``."""
     if threads is None:
         threads = min(cv2.getNumThreads(), _NATIVE_MAX_DEFAULT_THREADS) if cv2 is not None else 1
-    return max(1, min(int(threads), rows // _NATIVE_MIN_ROWS))
+    n = max(1, min(int(threads), rows // _NATIVE_MIN_ROWS))
+    bounds = [rows * k // n for k in range(n + 1)]
+    if n == 1:
+        return [work(0, 0, rows)]
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(lambda k: work(k, bounds[k], bounds[k + 1]), range(n)))
 
 
 def _resize_native(img: np.ndarray, plans, out_shape: tuple, mode: int, threads: int | None):
@@ -782,33 +788,22 @@ def _resize_native(img: np.ndarray, plans, out_shape: tuple, mode: int, threads:
     c = 1 if src.ndim == 2 else src.shape[2]
     oh, ow = out_shape[:2]
     out = np.empty(out_shape, np.float64 if mode == 1 else np.uint8)
-    n = _native_threads(threads, oh)
-    bounds = [oh * k // n for k in range(n + 1)]
-    # np.empty does not touch the pages: a buffer large enough for every output costs only what is written.
-    tie_bufs = [np.empty((bounds[k + 1] - bounds[k]) * ow * c if mode else 0, np.int64) for k in range(n)]
 
-    def work(k: int) -> int:
-        return _native.resize_u8(src, h, w, c, out, oh, ow, g1[0], g1[1], g1[2], g1[3], g2[0], g2[1], g2[2],
-                                 g2[3], mode, bounds[k], bounds[k + 1], tie_bufs[k])
+    def work(k: int, i0: int, i1: int) -> np.ndarray:
+        # np.empty does not touch the pages: room for every output costs only what is written.
+        ties = np.empty((i1 - i0) * ow * c if mode else 0, np.int64)
+        count = _native.resize_u8(src, h, w, c, out, oh, ow, g1[0], g1[1], g1[2], g1[3], g2[0], g2[1], g2[2],
+                                  g2[3], mode, i0, i1, ties)
+        return ties[:count]
 
-    if n == 1:
-        counts = [work(0)]
-    else:
-        with ThreadPoolExecutor(max_workers=n) as pool:
-            counts = list(pool.map(work, range(n)))
-    ties = np.concatenate([buf[:cnt] for buf, cnt in zip(tie_bufs, counts)])
-    return out, ties
+    return out, np.concatenate(_over_row_ranges(oh, threads, work))
 
 
 def _seq_axis(plan: AxisPlan):
     """(weight row spread over its taps as float64, first start, stride) when one weight row at a constant
     stride serves every output (integer-factor downscaling), else None."""
-    if len(plan.groups) != 1:
-        return None
-    ar = _arith(plan.starts)
-    if ar is None:
-        return None
-    return np.ascontiguousarray(plan.groups[0][0], dtype=np.float64), ar[0], ar[1]
+    ar = _stride_geometry(plan)
+    return None if ar is None else (np.ascontiguousarray(plan.groups[0][0], dtype=np.float64), ar[0], ar[1])
 
 
 def _resize_native_seq(a: np.ndarray, plans, out_shape: tuple, kind: int, mode: int, threads: int | None):
@@ -828,18 +823,11 @@ def _resize_native_seq(a: np.ndarray, plans, out_shape: tuple, kind: int, mode: 
     c = 1 if src.ndim == 2 else src.shape[2]
     oh, ow = out_shape[:2]
     out = np.empty(out_shape, np.float64 if mode == 1 else np.uint8)
-    n = _native_threads(threads, oh)
-    bounds = [oh * k // n for k in range(n + 1)]
 
-    def work(k: int) -> None:
-        _native.resize_seq(src, kind, h, w, c, out, oh, ow, g1[0], g1[1], g1[2], g2[0], g2[1], g2[2], mode,
-                           bounds[k], bounds[k + 1])
+    def work(k: int, i0: int, i1: int) -> None:
+        _native.resize_seq(src, kind, h, w, c, out, oh, ow, g1[0], g1[1], g1[2], g2[0], g2[1], g2[2], mode, i0, i1)
 
-    if n == 1:
-        work(0)
-    else:
-        with ThreadPoolExecutor(max_workers=n) as pool:
-            list(pool.map(work, range(n)))
+    _over_row_ranges(oh, threads, work)
     return out
 
 
