@@ -52,6 +52,27 @@ static inline Py_ssize_t fold(Py_ssize_t u, Py_ssize_t n) {
     return m < n ? m : period - 1 - m;
 }
 
+/* The nonzero taps of a weight row spread over its span (zeros are gaps between MATLAB's kept taps, never added):
+ * their positions and weights, in order. Returns how many. */
+#define DEFINE_NONZERO_TAPS(NAME, T)                                                                          \
+    static int NAME(const T *k, int K, int *taps, T *w) {                                                     \
+        int n = 0;                                                                                            \
+        for (int t = 0; t < K; t++)                                                                           \
+            if (k[t] != 0) {                                                                                  \
+                taps[n] = t;                                                                                  \
+                w[n++] = k[t];                                                                                \
+            }                                                                                                 \
+        return n;                                                                                             \
+    }
+
+DEFINE_NONZERO_TAPS(nonzero_taps_f32, float)
+DEFINE_NONZERO_TAPS(nonzero_taps_f64, double)
+
+/* The (mirror-folded) input rows that output row i of the rows pass reads: fold(c0 + s*i + taps[k]). */
+static void input_rows(const int *taps, int K, Py_ssize_t c0, int s, Py_ssize_t i, Py_ssize_t H, Py_ssize_t *rows) {
+    for (int k = 0; k < K; k++) rows[k] = fold(c0 + (Py_ssize_t)s * i + taps[k], H);
+}
+
 /* acc[x] = sum_t w[t] * rows[t][x], x < n; exact (see top). Taps go 8 (then 4, 1) at a time so that the
  * accumulator block is loaded and stored once per 8 taps. */
 SR_CLONES static void rows_sum(const uint8_t *const *rows, const float *w, int K, Py_ssize_t n, float *acc) {
@@ -221,27 +242,24 @@ static Py_ssize_t run_rows(const job_t *j, Py_ssize_t i0, Py_ssize_t i1) {
     float *acc2 = malloc(sizeof(float) * (size_t)outlen);
     double *acc64 = malloc(sizeof(double) * (size_t)outlen);
     const uint8_t **rows = malloc(sizeof(uint8_t *) * (size_t)j->K1);
+    Py_ssize_t *ridx = malloc(sizeof(Py_ssize_t) * (size_t)j->K1);
+    int *taps1 = malloc(sizeof(int) * (size_t)j->K1);
     float *w1 = malloc(sizeof(float) * (size_t)j->K1);
     float *kq = calloc((size_t)(S * Q), sizeof(float));
-    if (!acc1 || !ph || !acc2 || !acc64 || !rows || !w1 || !kq) {
+    if (!acc1 || !ph || !acc2 || !acc64 || !rows || !ridx || !taps1 || !w1 || !kq) {
         nties = -1;
         goto done;
     }
+    const int K1 = nonzero_taps_f32(j->k1, j->K1, taps1, w1);
     for (int t = 0; t < j->K2; t++) kq[(t % S) * Q + t / S] = j->k2[t];
     const float h1 = ldexpf(1.0f, j->e1 - 1), inv1 = ldexpf(1.0f, -j->e1);
     const float h2 = ldexpf(1.0f, j->e2 - 1), inv2 = ldexpf(1.0f, -j->e2);
     const double invE = ldexp(1.0, -(j->e1 + j->e2));
 
     for (Py_ssize_t i = i0; i < i1; i++) {
-        int K = 0;
-        for (int t = 0; t < j->K1; t++) {
-            if (j->k1[t] == 0.0f) continue;
-            Py_ssize_t r = fold(j->c01 + (Py_ssize_t)j->s1 * i + t, j->H);
-            rows[K] = j->src + r * rowlen;
-            w1[K] = j->k1[t];
-            K++;
-        }
-        rows_sum(rows, w1, K, rowlen, acc1);
+        input_rows(taps1, K1, j->c01, j->s1, i, j->H, ridx);
+        for (int k = 0; k < K1; k++) rows[k] = j->src + ridx[k] * rowlen;
+        rows_sum(rows, w1, K1, rowlen, acc1);
         if (j->mode == 0) {
             uint8_t *out = (uint8_t *)j->dst + i * outlen;
             round_f32(acc1, rowlen, h1, inv1);
@@ -262,7 +280,7 @@ static Py_ssize_t run_rows(const job_t *j, Py_ssize_t i0, Py_ssize_t i1) {
         }
     }
 done:
-    free(acc1); free(ph); free(acc2); free(acc64); free(rows); free(w1); free(kq);
+    free(acc1); free(ph); free(acc2); free(acc64); free(rows); free(ridx); free(taps1); free(w1); free(kq);
     return nties;
 }
 
@@ -416,6 +434,32 @@ typedef struct {
     void *dst;
 } seq_job_t;
 
+/* The row of src at index r as doubles for the rows pass. kind 1 (im2double): each input row is converted to
+ * v/255 once, into a small cache of rows (consecutive output rows share most of their input rows), instead of
+ * one division per tap; same values either way. The cache has more slots than one output row reads, so a
+ * victim that the current output row does not read (``ridx``) always exists. */
+typedef struct {
+    double *rows;
+    Py_ssize_t *row_of; /* input row held by each slot, -1: empty */
+    int slots, next;
+} row_cache_t;
+
+static const double *cached_row(row_cache_t *c, const uint8_t *src, Py_ssize_t rowlen, Py_ssize_t r,
+                                const Py_ssize_t *ridx, int K) {
+    for (int q = 0; q < c->slots; q++)
+        if (c->row_of[q] == r) return c->rows + (size_t)q * rowlen;
+    for (;;) {
+        int q = c->next, used = 0;
+        c->next = (c->next + 1) % c->slots;
+        for (int m = 0; m < K && !used; m++) used = c->row_of[q] == ridx[m];
+        if (!used) {
+            c->row_of[q] = r;
+            div255_row(src + r * rowlen, rowlen, c->rows + (size_t)q * rowlen);
+            return c->rows + (size_t)q * rowlen;
+        }
+    }
+}
+
 static int run_rows_seq(const seq_job_t *j, Py_ssize_t i0, Py_ssize_t i1) {
     const Py_ssize_t rowlen = j->W * j->C, outlen = j->Wo * j->C;
     const int S = j->s2, Q = (j->K2 + j->s2 - 1) / j->s2;
@@ -425,63 +469,35 @@ static int run_rows_seq(const seq_job_t *j, Py_ssize_t i0, Py_ssize_t i1) {
     double *ph = malloc(sizeof(double) * (size_t)(plen * S));
     double *acc2 = malloc(sizeof(double) * (size_t)outlen);
     const void **rows = malloc(sizeof(void *) * (size_t)j->K1);
+    Py_ssize_t *ridx = malloc(sizeof(Py_ssize_t) * (size_t)j->K1);
+    int *taps1 = malloc(sizeof(int) * (size_t)j->K1);
     double *w1 = malloc(sizeof(double) * (size_t)j->K1);
-    double *w2 = malloc(sizeof(double) * (size_t)j->K2);
     int *taps2 = malloc(sizeof(int) * (size_t)j->K2);
-    double *cache = NULL;
-    Py_ssize_t *slot_row = NULL, *need = NULL;
-    if (!acc1 || !ph || !acc2 || !rows || !w1 || !w2 || !taps2) goto done;
-    int K2 = 0;
-    for (int t = 0; t < j->K2; t++) {
-        if (j->k2[t] == 0.0) continue; /* a gap between kept taps: MATLAB never adds it */
-        w2[K2] = j->k2[t];
-        taps2[K2++] = t;
-    }
-    /* im2double: each input row converted to v/255 once, in a small cache of rows (consecutive output rows
-     * share most of their input rows), instead of one division per tap. Same values either way. */
-    const int nslots = j->K1 + 1; /* more slots than rows one output row needs: a victim always exists */
+    double *w2 = malloc(sizeof(double) * (size_t)j->K2);
+    row_cache_t cache = {NULL, NULL, j->K1 + 1, 0};
+    if (!acc1 || !ph || !acc2 || !rows || !ridx || !taps1 || !w1 || !taps2 || !w2) goto done;
     if (j->kind == 1) {
-        cache = malloc(sizeof(double) * (size_t)(rowlen * nslots));
-        slot_row = malloc(sizeof(Py_ssize_t) * (size_t)nslots);
-        need = malloc(sizeof(Py_ssize_t) * (size_t)j->K1);
-        if (!cache || !slot_row || !need) goto done;
-        for (int k = 0; k < nslots; k++) slot_row[k] = -1;
+        cache.rows = malloc(sizeof(double) * (size_t)(rowlen * cache.slots));
+        cache.row_of = malloc(sizeof(Py_ssize_t) * (size_t)cache.slots);
+        if (!cache.rows || !cache.row_of) goto done;
+        for (int q = 0; q < cache.slots; q++) cache.row_of[q] = -1;
     }
-    int next = 0;
-    const size_t item = j->kind == 2 ? sizeof(double) : 1;
+    const int K1 = nonzero_taps_f64(j->k1, j->K1, taps1, w1);
+    const int K2 = nonzero_taps_f64(j->k2, j->K2, taps2, w2);
     for (Py_ssize_t i = i0; i < i1; i++) {
-        int K = 0;
-        for (int t = 0; t < j->K1; t++) {
-            if (j->k1[t] == 0.0) continue;
-            Py_ssize_t r = fold(j->c01 + (Py_ssize_t)j->s1 * i + t, j->H);
-            if (j->kind == 1) need[K] = r;
-            rows[K] = (const char *)j->src + (size_t)(r * rowlen) * item;
-            w1[K] = j->k1[t];
-            K++;
-        }
-        if (j->kind == 1) {
-            for (int k = 0; k < K; k++) {
-                int slot = -1;
-                for (int q = 0; q < nslots && slot < 0; q++)
-                    if (slot_row[q] == need[k]) slot = q;
-                while (slot < 0) { /* evict a row this output row does not read */
-                    int q = next;
-                    next = (next + 1) % nslots;
-                    int used = 0;
-                    for (int m = 0; m < K && !used; m++) used = slot_row[q] == need[m];
-                    if (!used) {
-                        slot = q;
-                        slot_row[q] = need[k];
-                        div255_row((const uint8_t *)rows[k], rowlen, cache + (size_t)q * rowlen);
-                    }
-                }
-                rows[k] = cache + (size_t)slot * rowlen;
-            }
+        input_rows(taps1, K1, j->c01, j->s1, i, j->H, ridx);
+        for (int k = 0; k < K1; k++) {
+            if (j->kind == 1)
+                rows[k] = cached_row(&cache, j->src, rowlen, ridx[k], ridx, K1);
+            else if (j->kind == 2)
+                rows[k] = (const double *)j->src + ridx[k] * rowlen;
+            else
+                rows[k] = (const uint8_t *)j->src + ridx[k] * rowlen;
         }
         if (j->kind != 0)
-            rows_seq_f64((const double *const *)rows, w1, K, rowlen, acc1);
+            rows_seq_f64((const double *const *)rows, w1, K1, rowlen, acc1);
         else
-            rows_seq_u8((const uint8_t *const *)rows, w1, K, rowlen, acc1);
+            rows_seq_u8((const uint8_t *const *)rows, w1, K1, rowlen, acc1);
         if (j->mode == 0) round_seq(acc1, rowlen);
         build_phases_f64(acc1, j->W, j->C, j->c02, S, M, plen, ph);
         double *a2 = j->mode == 1 ? (double *)j->dst + i * outlen : acc2;
@@ -490,8 +506,8 @@ static int run_rows_seq(const seq_job_t *j, Py_ssize_t i0, Py_ssize_t i1) {
     }
     ok = 1;
 done:
-    free(acc1); free(ph); free(acc2); free(rows); free(w1); free(w2); free(taps2);
-    free(cache); free(slot_row); free(need);
+    free(acc1); free(ph); free(acc2); free(rows); free(ridx); free(taps1); free(w1); free(taps2); free(w2);
+    free(cache.rows); free(cache.row_of);
     return ok;
 }
 

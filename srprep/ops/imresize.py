@@ -769,24 +769,32 @@ def _over_row_ranges(rows: int, threads: int | None, work) -> list:
         return list(pool.map(lambda k: work(k, bounds[k], bounds[k + 1]), range(n)))
 
 
+def _native_geometry(plans, axis_fn):
+    """``(g1, g2)`` of the two passes (``axis_fn`` of each plan) when the compiled kernel can take them: the
+    kernel is built and the rows pass comes first; None otherwise."""
+    (ax1, p1), (_, p2) = plans
+    if _native is None or ax1 != 0:
+        return None
+    g1, g2 = axis_fn(p1), axis_fn(p2)
+    return None if g1 is None or g2 is None else (g1, g2)
+
+
+def _hwc(a: np.ndarray) -> tuple[np.ndarray, int, int, int]:
+    """C-contiguous ``a`` and its height, width, channels (1 for HW)."""
+    src = np.ascontiguousarray(a)
+    return src, src.shape[0], src.shape[1], 1 if src.ndim == 2 else src.shape[2]
+
+
 def _resize_native(img: np.ndarray, plans, out_shape: tuple, mode: int, threads: int | None):
     """The compiled kernel: ``(out, ties)``, or None when it does not cover the case.
 
     ``mode`` 0: uint8 convention (uint8 out); 1: im2double, float64 ``level/255`` out; 2: im2double, uint8
     out (MATLAB's im2uint8 of the result). ``ties``: flat output indices whose exact level is k + 1/2
     (modes 1 and 2; the caller recomputes them in MATLAB's order)."""
-    if _native is None or img.dtype != np.uint8:
+    geo = _native_geometry(plans, _native_axis) if img.dtype == np.uint8 else None
+    if geo is None or (mode and not _exact_f64_second(plans[0][1], plans[1][1])):
         return None
-    (ax1, p1), (_, p2) = plans
-    if ax1 != 0:
-        return None
-    g1, g2 = _native_axis(p1), _native_axis(p2)
-    if g1 is None or g2 is None or (mode and not _exact_f64_second(p1, p2)):
-        return None
-    src = np.ascontiguousarray(img)
-    h, w = src.shape[:2]
-    c = 1 if src.ndim == 2 else src.shape[2]
-    oh, ow = out_shape[:2]
+    (g1, g2), (src, h, w, c), (oh, ow) = geo, _hwc(img), out_shape[:2]
     out = np.empty(out_shape, np.float64 if mode == 1 else np.uint8)
 
     def work(k: int, i0: int, i1: int) -> np.ndarray:
@@ -810,18 +818,10 @@ def _resize_native_seq(a: np.ndarray, plans, out_shape: tuple, kind: int, mode: 
     """The compiled kernel in MATLAB's own double arithmetic (x3, float input...): the output array, or None
     when it does not cover the case. ``kind`` 0: uint8 values, 1: uint8 as ``v/255`` (im2double), 2: float64.
     ``mode`` 0: uint8 convention, 1: float64 out, 2: ``to_uint8`` of the float64 result."""
-    if _native is None:
+    geo = _native_geometry(plans, _seq_axis)
+    if geo is None:
         return None
-    (ax1, p1), (_, p2) = plans
-    if ax1 != 0:
-        return None
-    g1, g2 = _seq_axis(p1), _seq_axis(p2)
-    if g1 is None or g2 is None:
-        return None
-    src = np.ascontiguousarray(a)
-    h, w = src.shape[:2]
-    c = 1 if src.ndim == 2 else src.shape[2]
-    oh, ow = out_shape[:2]
+    (g1, g2), (src, h, w, c), (oh, ow) = geo, _hwc(a), out_shape[:2]
     out = np.empty(out_shape, np.float64 if mode == 1 else np.uint8)
 
     def work(k: int, i0: int, i1: int) -> None:
