@@ -221,7 +221,6 @@ def downsample(src: str | Path, dst: str | Path, scales: list[float], *, opts: D
             reports.append(run_device_step(
                 step, items, compute=ResizeCompute(s, opts), devices=devices,
                 read=functools.partial(_read_for_scale, scale=s, opts=opts),
-                finish=functools.partial(_write_lr, scale=s, opts=opts, out=str(out)), batch=batch,
-                writers=max(2, min(8, default_jobs() // 2)), force=force, dry_run=dry_run, progress=progress,
-                unit="img"))
+                finish=functools.partial(_write_lr, scale=s, opts=opts, out=str(out)), batch=batch, force=force,
+                dry_run=dry_run, progress=progress, unit="img"))
     return reports

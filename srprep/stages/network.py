@@ -9,7 +9,7 @@
 * Two ways to run the items of a step (:func:`run_model_step`):
 
   - **per item** (``--device cpu``): the runner's workers (``--jobs`` processes) each read, run and write
-    one item at a time (:func:`process_item`);
+    one item at a time (:func:`~srprep.stages.devicepipe.compute_item` with a :class:`NetworkCompute`);
   - **pipelined** (``--device cuda``): :func:`srprep.stages.devicepipe.run_device_step` with a
     :class:`NetworkCompute` keeps the accelerator busy (decode ahead, equal-size images batched up to
     ``batch``, results encoded and written by writer threads while the next batch runs; one process per
@@ -38,12 +38,12 @@ from ..errors import SrprepError
 from ..fingerprint import canonical_json
 from ..io import images
 from ..io.stores import ARRAY_EXTENSION, FolderStore
-from ..runner import Item, ItemResult, Step, StepReport, default_jobs, run_step
-from .devicepipe import run_device_step
+from ..runner import Item, Step, StepReport, run_step
+from .devicepipe import compute_item, run_device_step
 
 __all__ = [
     "ModelSpec", "InferOptions", "NetworkCompute", "load_model", "resolve_devices", "device_kind",
-    "process_item", "read_item", "item_source", "run_model_step",
+    "read_item", "item_source", "run_model_step",
 ]
 
 log = logging.getLogger(__name__)
@@ -207,14 +207,6 @@ def _compute(model, imgs: list, *, spec: ModelSpec, opts: InferOptions, device: 
                          **opts.upscale_kwargs())
 
 
-def process_item(payload, *, spec: ModelSpec, opts: InferOptions, device: str, read: Callable, finish: Callable,
-                 output: str = "float") -> ItemResult:
-    """One item, start to end, in this process: read, run the network (loaded once), finish (write)."""
-    img = read(payload)
-    sr = _compute(load_model(spec, device), [img], spec=spec, opts=opts, device=device, output=output)[0]
-    return finish(payload, sr)
-
-
 @dataclass(frozen=True)
 class NetworkCompute:
     """The network of ``spec`` run as ``opts`` says, for :mod:`srprep.stages.devicepipe` (a BatchCompute)."""
@@ -237,22 +229,19 @@ def run_model_step(step: Step, items: Sequence[Item], *, spec: ModelSpec, opts: 
 
     ``read(payload) -> image`` and ``finish(payload, sr) -> ItemResult`` must be picklable (top-level
     functions or partials of them) for the per-item path with several jobs and for several devices.
-    ``pipelined`` defaults to True unless the only device is the CPU. ``writers``: finishing threads per device
-    (default: half the cores, 2 to 8; finishing a DIV2K-sized centroid pair costs about 0.3 s of one core,
-    mostly PNG encoding, which a fast GPU outruns with fewer threads).
+    ``pipelined`` defaults to True unless the only device is the CPU; ``writers``: see
+    :func:`~srprep.stages.devicepipe.run_device_step`.
     """
     devices = list(devices)
-    if writers is None:
-        writers = max(2, min(8, default_jobs() // 2))
+    compute = NetworkCompute(spec, opts, output)
     if pipelined is None:
         pipelined = len(devices) > 1 or any(d != "cpu" for d in devices)
     if not pipelined:
         if len(devices) > 1:
             raise SrprepError("several devices need the pipelined mode")
-        worker = functools.partial(process_item, spec=spec, opts=opts, device=devices[0], read=read, finish=finish,
-                                   output=output)
+        worker = functools.partial(compute_item, compute=compute, device=devices[0], read=read, finish=finish)
         return run_step(step, items, worker, jobs=jobs, force=force, dry_run=dry_run, progress=progress,
                         ledger=ledger, unit=unit)
-    return run_device_step(step, items, compute=NetworkCompute(spec, opts, output), devices=devices, read=read,
+    return run_device_step(step, items, compute=compute, devices=devices, read=read,
                            finish=finish, batch=batch, writers=writers, force=force, dry_run=dry_run,
                            progress=progress, ledger=ledger, unit=unit)
