@@ -150,6 +150,7 @@ def imresize_matlab_torch(
     size: Sequence[int] | None = None,
     im2double: bool = False,
     antialias: bool = True,
+    out_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """MATLAB ``imresize(..., 'bicubic')`` of an NCHW or CHW tensor, same bytes as the numpy path.
 
@@ -160,9 +161,12 @@ def imresize_matlab_torch(
         im2double: uint8 input only: compute on ``x/255`` in double and return float64 in ~[0, 1]
             (unrounded; :func:`srprep.ops.imresize.to_uint8` gives MATLAB's imwrite bytes).
         antialias: MATLAB's ``'Antialiasing'``, default on.
+        out_dtype: None or ``torch.uint8``: for a float result, MATLAB's ``im2uint8`` of it (the float64
+            operations of :func:`srprep.ops.imresize.to_uint8`, on the device), as the numpy path's
+            ``out_dtype=np.uint8``.
 
     Returns:
-        Same layout and device as ``x``: uint8 (uint8 input, uint8 convention) or float64.
+        Same layout and device as ``x``: uint8 (uint8 input, uint8 convention, or ``out_dtype``) or float64.
 
     Raises:
         ValueError: bad scale/size, not 3-D/4-D, image too small for the kernel.
@@ -178,6 +182,13 @@ def imresize_matlab_torch(
         raise ValueError(f"expected an NCHW or CHW tensor, got shape {tuple(x.shape)}")
     if x.dtype != torch.uint8 and not x.dtype.is_floating_point:
         raise TypeError(f"unsupported dtype {x.dtype}; use uint8 or a floating type")
+    if out_dtype not in (None, torch.uint8):
+        raise ValueError(f"out_dtype must be None or torch.uint8, got {out_dtype!r}")
+    a = _resize(x, scale, size, im2double, antialias)
+    return _round_u8(a.mul(255.0)) if out_dtype is not None and a.dtype != torch.uint8 else a
+
+
+def _resize(x: torch.Tensor, scale, size, im2double: bool, antialias: bool) -> torch.Tensor:
     hw = (int(x.shape[-2]), int(x.shape[-1]))
     plans = _plans_for(hw, scale, size, antialias)
     (oh, ow), _ = output_size(hw, scale, size)

@@ -109,16 +109,14 @@ def _resize_batch(hrs: list, *, scale: float, opts: DownsampleOptions, device: s
     """Equal-size HR images (H, W, C) uint8, already cropped -> their stored LR arrays, on a torch device.
 
     One NCHW batch through :func:`~srprep.ops.imresize_torch.imresize_matlab_torch`; the im2double result is
-    rounded there too (MATLAB's im2uint8, the same float64 operations as :func:`~srprep.ops.imresize.to_uint8`),
-    so only uint8 crosses back unless npy asks for the float values."""
+    rounded on the device too (``out_dtype``), so only uint8 crosses back unless npy asks for the float values."""
     import torch
 
     from ..ops.imresize_torch import imresize_matlab_torch
 
     x = torch.from_numpy(np.ascontiguousarray(np.stack(hrs).transpose(0, 3, 1, 2))).to(device)
-    y = imresize_matlab_torch(x, 1.0 / scale, im2double=opts.im2double)
-    if opts.im2double and opts.fmt == "png":
-        y = y.mul(255.0).add_(0.5).floor_().clamp_(0, 255).to(torch.uint8)
+    u8 = torch.uint8 if opts.fmt == "png" else None
+    y = imresize_matlab_torch(x, 1.0 / scale, im2double=opts.im2double, out_dtype=u8)
     y = y.permute(0, 2, 3, 1).cpu().numpy()
     return [_final(np.ascontiguousarray(a), opts) for a in y]
 

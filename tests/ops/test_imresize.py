@@ -150,6 +150,8 @@ def test_set5_im2double_x2_bit_exact(shared_data):
         assert np.array_equal(resize_both(hr, 1 / 2, im2double=True, out_dtype=np.uint8), lr), name
         out_t = _from_t(imresize_matlab_torch(_to_t(hr), 1 / 2, im2double=True))
         assert np.array_equal(to_uint8(out_t), to_uint8(out)), f"torch {name}"
+        out_t8 = _from_t(imresize_matlab_torch(_to_t(hr), 1 / 2, im2double=True, out_dtype=torch.uint8))
+        assert np.array_equal(out_t8, lr), f"torch uint8 out {name}"
 
 
 def test_set5_im2double_x4_all_but_two_near_ties(shared_data):
@@ -463,6 +465,11 @@ def test_torch_batch_and_chw():
                               imresize_matlab(batch[n].permute(1, 2, 0).numpy(), 1 / 2))
     yd = imresize_matlab_torch(batch.float() / 255, 1 / 3)
     assert yd.dtype == torch.float64 and yd.shape == (2, 3, 7, 8)
+    y8 = imresize_matlab_torch(batch.float() / 255, 1 / 3, out_dtype=torch.uint8)
+    assert y8.dtype == torch.uint8 and np.array_equal(y8.numpy(), to_uint8(yd.numpy()))
+    assert torch.equal(imresize_matlab_torch(batch, 1 / 2, out_dtype=torch.uint8), y)
+    with pytest.raises(ValueError, match="out_dtype"):
+        imresize_matlab_torch(batch, 1 / 2, out_dtype=torch.float32)
 
 
 # ---------------------------------------------------------------------------------------------------------
