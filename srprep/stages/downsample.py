@@ -166,8 +166,9 @@ def scale_dir_name(scale: float) -> str:
 
 
 def downsample(src: str | Path, dst: str | Path, scales: list[float], *, opts: DownsampleOptions = DownsampleOptions(),
-               write_hr: bool = True, device: str = "cpu", batch: int = 8, jobs: int | None = None,
-               force: bool = False, dry_run: bool = False, progress: bool = True) -> list[StepReport]:
+               write_hr: bool = True, device: str = "cpu", batch: int = 8, pipelined: bool | None = None,
+               jobs: int | None = None, force: bool = False, dry_run: bool = False,
+               progress: bool = True) -> list[StepReport]:
     """Write MATLAB-bicubic LR images of every image in ``src`` for each scale (see the module docstring).
 
     Args:
@@ -180,6 +181,8 @@ def downsample(src: str | Path, dst: str | Path, scales: list[float], *, opts: D
             consecutive images of equal size resized together, up to ``batch`` at a time; PNG encoding in
             writer threads while the next batch runs).
         batch: most images per device batch (``device`` other than cpu).
+        pipelined: the device path (default: whenever ``device`` is not cpu); True with "cpu" runs it with
+            the CPU as torch device (same bytes, for checking it where there is no GPU).
     Returns:
         One :class:`StepReport` per output folder (HR first).
     """
@@ -212,7 +215,7 @@ def downsample(src: str | Path, dst: str | Path, scales: list[float], *, opts: D
         out = dst / scale_dir_name(s)
         params = {"scale": s, **{k: v for k, v in opts.__dict__.items()}}
         step = Step(f"downsample:{scale_dir_name(s)}", out, params, src_id)
-        if devices == ["cpu"]:
+        if not (pipelined if pipelined is not None else devices != ["cpu"]):
             worker = functools.partial(_lr_one, scale=s, opts=opts, out=str(out), threads=threads)
             reports.append(run(step, items, worker, jobs=jobs))
         else:

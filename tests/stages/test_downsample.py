@@ -101,69 +101,43 @@ def _mixed_sizes(samples, tmp_path):
 
 
 @pytest.mark.parametrize("im2double,fmt", [(False, "png"), (True, "png"), (True, "npy")])
-def test_batched_device_path_equals_cpu_path(samples, tmp_path, im2double, fmt):
+def test_batched_device_path_equals_cpu_path(samples, tmp_path, monkeypatch, im2double, fmt):
     """The pipelined device path (decode ahead, equal-size batches through the torch resize, writer threads),
     run here on the CPU as torch device: byte-identical files to the numpy path, mixed sizes batched as far as
     they go (not refused), every item recorded, a second run up to date."""
-    from srprep.stages.devicepipe import run_device_step
-    from srprep.stages.downsample import ResizeCompute, _read_for_scale, _write_lr
-    from srprep.runner import Item, Step
-    from srprep.io.stores import FolderStore
-    import functools
+    import srprep.stages.downsample as ds
 
+    sizes = []  # the batches the pipeline forms
+    resize_batch = ds._resize_batch
+    monkeypatch.setattr(ds, "_resize_batch", lambda hrs, **kw: sizes.append(len(hrs)) or resize_batch(hrs, **kw))
     src = _mixed_sizes(samples, tmp_path)
     opts = DownsampleOptions(im2double=im2double, fmt=fmt)
     downsample(src, tmp_path / "cpu", [2, 3], opts=opts, write_hr=False, jobs=1, progress=False)
-    store = FolderStore(src, naming="same")
-    items = [Item(k, store.item_fingerprint(k), (k, str(store.path(k)))) for k in store.keys()]
+    assert sizes == []
+    dev = dict(opts=opts, write_hr=False, pipelined=True, batch=3, progress=False)
+    reports = downsample(src, tmp_path / "dev", [2, 3], **dev)
+    assert [(r.processed, r.status) for r in reports] == [(7, "done")] * 2
+    assert sizes == [3, 2, 1, 1] * 2  # A A A | B B | A | C (grey, read as RGB), per scale
     for s in (2, 3):
-        out = tmp_path / "dev" / f"X{s}"
-        step = Step(f"downsample:X{s}", out, {"scale": s}, {})
-        sizes = []
-
-        class Recording:  # the batches the pipeline forms
-            def prepare(self, device):
-                fn = ResizeCompute(float(s), opts).prepare(device)
-                return lambda imgs: sizes.append(len(imgs)) or fn(imgs)
-
-        kw = dict(compute=Recording(), devices=["cpu"],
-                  read=functools.partial(_read_for_scale, scale=float(s), opts=opts),
-                  finish=functools.partial(_write_lr, scale=float(s), opts=opts, out=str(out)), batch=3, writers=2,
-                  progress=False)
-        rep = run_device_step(step, items, **kw)
-        assert rep.processed == 7 and rep.status == "done"
-        assert sizes == [3, 2, 1, 1]  # A A A | B B | A | C (grey, read as RGB)
-        files = sorted(p.name for p in (tmp_path / "cpu" / f"X{s}").iterdir() if not p.name.startswith("."))
+        cpu, out = tmp_path / "cpu" / f"X{s}", tmp_path / "dev" / f"X{s}"
+        files = sorted(p.name for p in cpu.iterdir() if not p.name.startswith("."))
         assert files == sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
         for name in files:
-            a, b = tmp_path / "cpu" / f"X{s}" / name, out / name
             if fmt == "npy":
-                assert np.array_equal(np.load(a), np.load(b)), name
+                assert np.array_equal(np.load(cpu / name), np.load(out / name)), name
             else:
-                assert a.read_bytes() == b.read_bytes(), name
-        assert run_device_step(step, items, **kw).status == "up to date"
+                assert (cpu / name).read_bytes() == (out / name).read_bytes(), name
+    assert [r.status for r in downsample(src, tmp_path / "dev", [2, 3], **dev)] == ["up to date"] * 2
 
 
 def test_batched_device_path_names_a_bad_image(samples, tmp_path):
     from srprep.errors import StageError
-    from srprep.stages.devicepipe import run_device_step
-    from srprep.stages.downsample import ResizeCompute, _read_for_scale, _write_lr
-    from srprep.runner import Item, Step
-    from srprep.io.stores import FolderStore
-    import functools
 
     src = _mixed_sizes(samples, tmp_path)
     (src / "im4.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    opts = DownsampleOptions()
-    store = FolderStore(src, naming="same")
-    items = [Item(k, store.item_fingerprint(k), (k, str(store.path(k)))) for k in store.keys()]
-    out = tmp_path / "dev" / "X2"
     with pytest.raises(StageError, match="im4"):
-        run_device_step(Step("downsample:X2", out, {"scale": 2}, {}), items, compute=ResizeCompute(2.0, opts),
-                        devices=["cpu"], read=functools.partial(_read_for_scale, scale=2.0, opts=opts),
-                        finish=functools.partial(_write_lr, scale=2.0, opts=opts, out=str(out)), batch=3,
-                        progress=False)
-    assert (out / "im0x2.png").exists()  # finished work is kept
+        downsample(src, tmp_path / "dev", [2], write_hr=False, pipelined=True, batch=3, progress=False)
+    assert (tmp_path / "dev" / "X2" / "im0x2.png").exists()  # finished work is kept
 
 
 @pytest.mark.cuda
