@@ -361,9 +361,10 @@ def run_pipeline(pipe: Pipeline, invoke: Callable[[list[str]], None], *, until: 
             if name in force:
                 argv = [argv[0], "--force", *argv[1:]]
             t0 = time.perf_counter()
-            if step.replace and why not in ("first run", "its last run did not finish") and step.out.exists():
-                _replace_output(pipe, step)
             prev = state["steps"].get(name, {})
+            # a finished output is replaced; an unfinished one is resumed
+            if step.replace and prev.get("ok") and step.out.exists():
+                _replace_output(pipe, step)
             state["steps"][name] = {**prev, "ok": False, "started": _now()}
             _write_state(pipe, state)
             invoke(argv)
