@@ -1,4 +1,5 @@
 """Pipelines: step caching, downstream reruns, resume, bad files; a real local Dask cluster."""
+import json
 import os
 import re
 import signal
@@ -54,6 +55,28 @@ def test_steps_are_cached_and_a_change_reruns_exactly_the_downstream(tmp_path, c
         "lr": "up to date", "crop": "done", "lr2": "done"}
     assert run(capsys, p, "--workdir", wd, "--set", "lr2.scale=[4]", "--set", "crop.scale=2") == {
         "lr": "up to date", "crop": "up to date", "lr2": "done"}
+
+
+def test_replace_removes_a_finished_output_but_resumes_an_unfinished_one(tmp_path, capsys):
+    spec = yaml.safe_load(yaml.safe_dump(CHAIN))
+    spec["steps"]["crop"]["replace"] = True
+    p = write(tmp_path, spec)
+    wd = tmp_path / "wd"
+    assert run(capsys, p, "--workdir", wd, "--until", "crop") == {"lr": "done", "crop": "done"}
+    stale = wd / "crop" / "stale.txt"  # not an output of the step: only a replaced folder loses it
+    stale.write_text("x")
+    assert run(capsys, p, "--workdir", wd, "--until", "crop", "--set", "crop.scale=2") == {
+        "lr": "up to date", "crop": "done"}
+    assert not stale.exists() and len(list((wd / "crop").glob("*.png"))) == 5
+    # the step's last run did not finish: its output is kept so that the step resumes
+    state_file = next((wd / ".srprep-pipeline").glob("*.json"))
+    state = json.loads(state_file.read_text())
+    state["steps"]["crop"]["ok"] = False
+    state_file.write_text(json.dumps(state))
+    stale.write_text("x")
+    assert run(capsys, p, "--workdir", wd, "--until", "crop", "--set", "crop.scale=2") == {
+        "lr": "up to date", "crop": "done"}
+    assert stale.exists()
 
 
 def test_dry_run_until_only_and_force(tmp_path, capsys):
