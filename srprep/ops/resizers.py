@@ -24,13 +24,16 @@ Every function has the signature ``fn(hr, size, scale) -> lr``: ``size = (h, w)`
 ``scale`` is ``1/s`` when the LR was made by a scale factor (MATLAB's and BasicSR's ``imresize(HR, 1/s)``:
 output ``ceil(H/s)``), or None when it was made to an explicit size (the whole HR squeezed into ``size``).
 The MATLAB-style functions follow ``scale`` where given; the others always resize to ``size``. A function
-that cannot make ``size`` that way returns None (BasicSR's port takes a scale only).
+that cannot make ``size`` that way returns None (BasicSR's port takes a scale only; pillow-simd's resize when
+the installed PIL is not pillow-simd).
 
 Plain Pillow's two-pass order is that of every Pillow from 4.3 to 12.x (width first); Pillow 13 differs
 only for images more than twice as tall as wide (see :mod:`.pil_resize`).
 """
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import math
 from typing import Callable, Optional
 
@@ -41,7 +44,7 @@ import torch
 from .imresize import imresize_matlab
 from .pil_resize import pil_resize
 
-__all__ = ["RESIZERS", "resize_with", "imresize_basicsr"]
+__all__ = ["RESIZERS", "resize_with", "imresize_basicsr", "pil_is_pillow_simd"]
 
 Size = tuple[int, int]
 Resizer = Callable[[np.ndarray, Size, Optional[float]], Optional[np.ndarray]]
@@ -150,7 +153,20 @@ def _plain_pil(flt: str) -> Resizer:
     return lambda hr, size, scale: pil_resize(hr, size, flt, pillow=_PILLOW_ORDER)
 
 
+@functools.lru_cache(maxsize=1)
+def pil_is_pillow_simd() -> bool:
+    """Whether the installed PIL is pillow-simd (srprep's dependency) rather than plain Pillow."""
+    import PIL
+
+    try:
+        return PIL.__version__ == importlib.metadata.version("pillow-simd")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
 def _pillow_simd(hr, size, scale):
+    if not pil_is_pillow_simd():  # plain Pillow in its place: that would be pil-bicubic under another name
+        return None
     from PIL import Image
 
     return np.asarray(Image.fromarray(np.ascontiguousarray(hr)).resize((size[1], size[0]), Image.BICUBIC))

@@ -282,10 +282,11 @@ def identify_pair(hr: np.ndarray, lr: np.ndarray, scale: int, options: IdentifyO
 # ------------------------------------------------------------------------------------------------ verdict
 @dataclass(frozen=True)
 class Verdict:
-    """The set's verdict: method (a resizer, or "mixed"), exact, match (share of equal values over all
-    images: of ``method``, or for "mixed" of each image's own best), crop (a label of :data:`CROPS` or
-    "mixed"), counts (for "mixed": images per resizer, "no exact match" for the rest), crop_alternatives
-    (other conventions that give the same pixels for every pair)."""
+    """The set's verdict: method (a resizer, or "mixed"), exact (for "mixed": every image exact under its own
+    resizer), match (share of equal values over all images: of ``method``, or for "mixed" of each image's
+    own best), crop (a label of :data:`CROPS` or "mixed"), counts (for "mixed": images per resizer, "no
+    exact match" for the rest), crop_alternatives (other conventions that give the same pixels for every
+    pair)."""
 
     method: str
     exact: bool
@@ -432,7 +433,7 @@ class IdentifyReport:
         by_method = Counter(r.method for r in self.images)
         for name, n in sorted(by_method.items(), key=lambda kv: -kv[1]):
             exact = sum(1 for r in self.images if r.method == name and r.exact)
-            lines.append(f"  {name or 'no crop fits':<26} best for {n} image(s), exact on {exact}")
+            lines.append(f"  {name:<26} best for {n} image(s), exact on {exact}")
         inexact = [r for r in self.worst(len(self.images)) if not r.exact][:limit]
         for r in inexact:
             second = sorted(((m, n) for n, m in r.candidates.items() if m is not None and n != r.method),

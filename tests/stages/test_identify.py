@@ -223,6 +223,14 @@ def test_basicsr_port_is_matlabs_algorithm_in_float32(shared_data):
     assert resize_with("basicsr", hr, (10, 10), None) is None  # it only takes a scale
 
 
+def test_pillow_simd_candidate_needs_pillow_simd(photos, monkeypatch):
+    import srprep.ops.resizers as resizers
+
+    assert resizers.pil_is_pillow_simd()  # srprep's environment
+    monkeypatch.setattr(resizers, "pil_is_pillow_simd", lambda: False)
+    assert resize_with("pillow-simd-bicubic", photos["bird"], (144, 144), 0.5) is None
+
+
 def test_verdict_rules():
     def res(key, cands, values=100):
         best = max(cands, key=cands.get)
