@@ -118,7 +118,7 @@ class LossTerm:
 
     type: str = "l1"  # l1 | mse | charbonnier | clip_l1 | ssim
     weight: float = 1.0
-    eps: float = 1e-3  # charbonnier
+    eps: float = 1e-12  # charbonnier: sqrt(d^2 + eps), BasicSR's eps and default (not squared)
     clip_min: float = 0.0  # clip_l1, on the 0-255 scale as the AIM 2020 code
     clip_max: float = 10.0
 
@@ -134,12 +134,14 @@ class OptimConfig:
 
 @dataclass
 class ScheduleConfig:
-    name: str = "cosine"  # cosine | multistep | constant
+    name: str = "cosine"  # cosine | cosine_restart | multistep | constant
     warmup: int = 0  # linear warm-up steps
     warmup_factor: float = 0.001  # factor at step 0 of the warm-up
-    min_lr: float = 0.0  # cosine floor
+    min_lr: float = 0.0  # cosine floor; cosine_restart: BasicSR's eta_min
     milestones: list[int] = field(default_factory=list)  # multistep
     gamma: float = 0.5  # multistep factor
+    periods: list[int] = field(default_factory=list)  # cosine_restart: steps of each cosine (BasicSR's periods)
+    restart_weights: list[float] = field(default_factory=list)  # cosine_restart: peak of each (default all 1)
 
 
 @dataclass
@@ -188,7 +190,7 @@ _CHOICES = {
     "eco.schedule": ("sigmoid", "linear"),
     "degrade.noise": ("device", "host"),
     "optim.name": ("adam", "adamw", "lamb"),
-    "schedule.name": ("cosine", "multistep", "constant"),
+    "schedule.name": ("cosine", "cosine_restart", "multistep", "constant"),
     "train.precision": ("auto", "fp32", "bf16"),
     "train.grad_clip_mode": ("norm", "value"),
 }
@@ -314,6 +316,13 @@ def _check(cfg: Config) -> None:
         raise ConfigError("loss: at least one term is needed")
     if len(cfg.optim.betas) != 2:
         raise ConfigError(f"optim.betas: expected two numbers, got {cfg.optim.betas}")
+    sch = cfg.schedule
+    if sch.name == "cosine_restart":
+        if not sch.periods or min(sch.periods) < 1:
+            raise ConfigError(f"schedule.periods: cosine_restart needs positive period lengths, got {sch.periods}")
+        if sch.restart_weights and len(sch.restart_weights) != len(sch.periods):
+            raise ConfigError(f"schedule.restart_weights: one per period ({len(sch.periods)}), got "
+                              f"{sch.restart_weights}")
 
 
 # --- files and overrides --------------------------------------------------------------------------------------

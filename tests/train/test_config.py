@@ -83,6 +83,11 @@ def test_the_shipped_recipes_are_what_their_names_say():
     net = create_model(mix.model.name, scale=mix.model.scale, **mix.model.kwargs)
     assert count_parameters(net) <= 1_821_085
     assert mix.augment.rgb_permute == 0.5 and mix.augment.blend == 0.1 and mix.augment.mixup == 0.2
+    assert mix.augment.mixup_alpha == 1.2  # the authors' alpha (cutblur's MoA policy); 0.2 is the probability
+    # BasicSR's train_MSRResNet_x4.yml: cosine restarts every 250k (eta_min 1e-7), EMA 0.999, Adam 2e-4, 1M steps
+    assert (mix.schedule.name, mix.schedule.periods, mix.schedule.min_lr) == ("cosine_restart", [250000] * 4, 1e-7)
+    assert mix.train.ema == 0.999 and mix.train.iters == 1_000_000 and mix.optim.lr == 2e-4
+    assert (mix.data.patch, mix.data.batch, mix.data.flip, mix.data.rot90) == (128, 16, True, True)
     eco = load_config(REPO / "configs/edsr_x2_eco.yaml")
     base = load_config(REPO / "configs/edsr_baseline_x2.yaml")
     assert eco.eco.enabled and not base.eco.enabled
