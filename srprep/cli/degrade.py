@@ -14,8 +14,8 @@ from .common import echo_report, png_level_option, step_options
 @click.option("-r", "--recipe", default="reflash", show_default=True, metavar="reflash|realesrgan|SET|FILE.yaml",
               help="reflash: the eight Reflash test sets, made as the original script makes them, in its folders "
                    "(bicubic_jepg50, its spelling; 'jpeg' is accepted); SET: one of them (e.g. bicubic_noise20); "
-                   "realesrgan: Real-ESRGAN's second-order pipeline, x4plus settings; FILE.yaml: that pipeline with the "
-                   "options in the file (Real-ESRGAN names; see configs/degrade/).")
+                   "realesrgan: Real-ESRGAN's second-order pipeline, x4plus settings; FILE.yaml: that pipeline with "
+                   "the options in the file (Real-ESRGAN names; see configs/degrade/).")
 @click.option("-s", "--scale", type=click.IntRange(min=1), default=None,
               help="Downscaling factor [default: 4, or the YAML file's scale].")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,

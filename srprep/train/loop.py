@@ -4,8 +4,8 @@ Per step, on the device: take the prefetched uint8 batch, flip/transpose it per 
 (degrade the HR into the LR on the fly; with Real-ESRGAN's procedure, cut the training pair from the degraded
 ``crop_pad`` GT and pass it through the training-pair pool), (mix with the ECO centroids), apply the batch
 augmentations, run the network under autocast, backpropagate, clip, (skip a step whose loss jumped), update
-the weights and the EMA. The step never waits for the GPU: the loss is summed on the device and read every ``log_every`` steps;
-the skip decision is a device tensor the optimiser reads (:mod:`srprep.train.optim`).
+the weights and the EMA. The step never waits for the GPU: the loss is summed on the device and read every
+``log_every`` steps; the skip decision is a device tensor the optimiser reads (:mod:`srprep.train.optim`).
 
 Every random choice of step ``t`` comes from generators seeded by ``(seed, t, rank)`` (and the data stream
 from ``(seed, sample index)``), so a run resumed from a checkpoint continues bit for bit (on the CPU; cuDNN
