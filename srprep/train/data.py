@@ -159,7 +159,7 @@ class PatchDataset(Dataset):
         grid: ``{key: (h, w)}`` LR grid sizes (from :func:`check_fields`).
         scale, patch, seed: the model's scale, the HR patch side, the run's seed.
         lr_fields: which fields are LR-size.
-        flip, rot90: draw flips / transposition flags.
+        flip, rot90: draw the horizontal flip / the vertical flip and transposition (BasicSR's use_hflip / use_rot).
         degrade: a :class:`~srprep.ops.degrade.DegradationConfig` to draw per-sample parameters from.
         crop_pad: with ``degrade``: the GT side Real-ESRGAN crops or pads to before degrading (module doc);
             None: the training patch itself is degraded.
