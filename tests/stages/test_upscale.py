@@ -113,6 +113,22 @@ def test_unreadable_input_names_the_file(lr_dir, weights, tmp_path, capsys):
 def test_bad_options_are_usage_errors(lr_dir, weights, tmp_path):
     assert main(["upscale", lr_dir, tmp_path / "sr", "-m", weights, "--crop-ensemble", "600,300"]) == 2
     assert main(["upscale", lr_dir, tmp_path / "sr", "-m", weights, "--tile", "16", "--overlap", "16"]) == 2
+    assert main(["upscale", lr_dir, tmp_path / "sr", "-m", weights, "--chop", "--crop-ensemble", "600:100"]) == 2
+    assert main(["upscale", lr_dir, tmp_path / "sr", "-m", weights, "--chop", "--tile", "64"]) == 2
     with pytest.raises(SrprepError, match="CUDA is not available"):
         upscale_store(lr_dir, tmp_path / "sr", weights, device="cuda") if not torch.cuda.is_available() \
             else pytest.skip("a GPU is present")
+
+
+def test_chop_is_edsrs_and_crop_ensemble_takes_aims_lists():
+    from srprep.cli.common import infer_options_from
+    from srprep.infer import EDSR_CHOP
+
+    assert infer_options_from(None, 32, False, None, "fp32", chop=True).crop_ensemble == EDSR_CHOP == ((400, 10),)
+    # --chop-size 600 300 --shave-size 100 100
+    assert infer_options_from(None, 32, False, "600,300:100,100", "fp32").crop_ensemble == ((600, 100), (300, 100))
+    assert infer_options_from(None, 32, False, "600,300:100", "fp32").crop_ensemble == ((600, 100), (300, 100))
+    # outputs cached by the earlier crop ensemble (averaged tilings, the same numbers) are not reused
+    params = infer_options_from(None, 32, False, "600:100", "fp32").params()
+    assert params["crop_ensemble_method"] == "aim2020 rotated quadrant chop"
+    assert "crop_ensemble_method" not in infer_options_from(16, 8, False, None, "fp32").params()
