@@ -17,6 +17,7 @@ a checkpoint that pickles other objects is refused unless the caller passes ``tr
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import pickle
@@ -100,6 +101,16 @@ def _read_safetensors(path: Path) -> tuple[dict, dict]:
     return tensors, metadata
 
 
+def _json_metadata(text: str, path: Path) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise SrprepError(f"{path}: safetensors metadata 'kwargs' is not a JSON object")
+    return value
+
+
 def _read_pickle(path: Path, trust_checkpoint: bool) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -175,8 +186,10 @@ def _strip_wrapper_prefixes(state: dict) -> tuple[dict, str]:
 # --- architecture inference -----------------------------------------------------------------------------------
 
 
-def infer_architecture(state: Mapping[str, Any]) -> tuple[str, int, dict]:
+def infer_architecture(state: Mapping[str, Any]) -> tuple[str, Optional[int], dict]:
     """(arch, scale, constructor kwargs) of a state dict, from its key names and tensor shapes.
+
+    ``scale`` is None when the weights do not record it (multi-scale CARN files, FSRCNN, SRCNN, PAN x2/x3).
 
     Raises :class:`SrprepError` if no registered architecture recognises the keys.
     """
@@ -186,8 +199,8 @@ def infer_architecture(state: Mapping[str, Any]) -> tuple[str, int, dict]:
         config = entry.infer(state)
         if config is not None:
             config = dict(config)
-            scale = int(config.pop("scale"))
-            return entry.name, scale, config
+            scale = config.pop("scale")
+            return entry.name, None if scale is None else int(scale), config
     sample = ", ".join(list(state)[:_SHOW])
     known = ", ".join(e.name for e in iter_entries() if e.infer is not None and e.alias_of is None)
     raise SrprepError(
@@ -255,6 +268,8 @@ def load_pretrained(
             meta["arch"] = st_meta["arch"]
         if "scale" in st_meta and st_meta["scale"].isdigit():
             meta["scale"] = int(st_meta["scale"])
+        if "kwargs" in st_meta:
+            meta["kwargs"] = _json_metadata(st_meta["kwargs"], path)
     else:
         state, fmt, meta = _unwrap(_read_pickle(path, trust_checkpoint), path)
     state, stripped = _strip_wrapper_prefixes(state)
@@ -270,7 +285,7 @@ def load_pretrained(
         config = entry.infer(state) if entry.infer is not None else None
         if config is not None:
             config = dict(config)
-            found_scale = int(config.pop("scale"))
+            found_scale = config.pop("scale")
             kwargs = config
         else:
             found_scale, kwargs = None, {}
@@ -281,7 +296,8 @@ def load_pretrained(
     if scale is not None and found_scale is not None and int(scale) != int(found_scale):
         raise SrprepError(f"{path}: the weights are for x{found_scale}, but x{scale} was requested")
     if scale is None and found_scale is None:
-        raise SrprepError(f"{path}: cannot tell the scale of this {arch_name} checkpoint; pass it explicitly")
+        raise SrprepError(f"{path}: the {arch_name} weights do not record their scale (one file for several "
+                          "scales, or the same shapes at every scale); pass it explicitly (--scale)")
     final_scale = int(scale if scale is not None else found_scale)
     kwargs = {**kwargs, **dict(model_kwargs or {})}
 
@@ -290,7 +306,7 @@ def load_pretrained(
     if problems:
         try:
             other, other_scale, _ = infer_architecture(state)
-            hint = f" (the keys look like {other} x{other_scale})"
+            hint = f" (the keys look like {other}{f' x{other_scale}' if other_scale else ''})"
         except SrprepError:
             hint = ""
         raise SrprepError(f"{path}: weights do not fit {arch_name} x{final_scale} {kwargs}: {problems}{hint}")
