@@ -30,7 +30,7 @@ from .common import ensemble_options, infer_options_from, model_options, tile_op
 @click.option("--save-sr", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Save the (8-bit) SR images as DIR/<dataset>/<name>.png.")
 @click.pass_obj
-def eval_cmd(ctx, model, arch, scale, trust_checkpoint, datas, lr_convention, make_lr, y_only, border, tile, overlap,
+def eval_cmd(ctx, model, arch, scale, model_args, trust_checkpoint, datas, lr_convention, make_lr, y_only, border, tile, overlap,
              precision, device, self_ensemble, crop_ensemble, csv_path, json_path, save_sr) -> None:
     """PSNR/SSIM of a pretrained network on benchmark datasets, as the SR papers report them.
 
@@ -49,7 +49,7 @@ def eval_cmd(ctx, model, arch, scale, trust_checkpoint, datas, lr_convention, ma
     opts = infer_options_from(tile, overlap, self_ensemble, crop_ensemble, precision)
     report = evaluate_datasets(model, list(datas), arch=arch, scale=scale, lr_convention=lr_convention,
                                make_lr=make_lr, y_only=y_only, border=border, opts=opts, device=device,
-                               trust_checkpoint=trust_checkpoint, save_sr=save_sr)
+                               trust_checkpoint=trust_checkpoint, model_kwargs=model_args, save_sr=save_sr)
     click.echo(report.table())
     if csv_path is not None:
         report.write_csv(csv_path)

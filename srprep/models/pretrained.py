@@ -6,6 +6,8 @@ Recognised containers (detected from the file's content, not its name):
 * BasicSR ``.pth``: ``{"params_ema": ..., "params": ...}`` (``params_ema`` preferred: the EMA weights are the
   ones BasicSR evaluates and publishes);
 * official EDSR-PyTorch / RCAN ``.pt``: plain state dicts with ``sub_mean.*``, ``head.0.*``, ``body.*``, ``tail.*``;
+* other programs' key names for srprep's networks (BasicSR's EDSR and RCAN, the Reflash Dropout SRResNets):
+  recognised and renamed by :mod:`srprep.models.layouts`;
 * any plain state dict, also wrapped as ``{"state_dict": ...}``, with ``module.`` (DataParallel) or
   ``_orig_mod.`` (torch.compile) prefixes stripped;
 * ``.safetensors`` files (needs the optional ``safetensors`` package).
@@ -31,6 +33,7 @@ import torch
 from torch import nn
 
 from srprep.errors import SrprepError
+from srprep.models import layouts
 from srprep.models.registry import create_model, get_entry, iter_entries
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,8 @@ class PretrainedInfo:
     ``source_format`` is one of ``"srprep"``, ``"basicsr:params_ema"``, ``"basicsr:params"``, ``"edsr-pytorch"``,
     ``"state_dict"``, ``"safetensors"``, ``"pickled-module"``; ``stripped_prefix`` is the wrapper prefix removed
     from every key (e.g. ``"module."``) or ``""``. ``config`` is the training config stored in srprep checkpoints.
+    ``key_layout`` names the foreign key layout the weights were renamed from (see :mod:`srprep.models.layouts`)
+    or is ``""``.
     """
 
     arch: str
@@ -60,6 +65,7 @@ class PretrainedInfo:
     path: str = ""
     stripped_prefix: str = ""
     config: Optional[dict] = field(default=None, repr=False)
+    key_layout: str = ""
 
 
 # --- reading ------------------------------------------------------------------------------------------------
@@ -275,6 +281,7 @@ def load_pretrained(
     state, stripped = _strip_wrapper_prefixes(state)
     if fmt == "state_dict" and "sub_mean.weight" in state and "head.0.weight" in state:
         fmt = "edsr-pytorch"
+    state, layout = layouts.to_srprep(state)
 
     arch_name = arch or meta.get("arch")
     if arch_name is None:
@@ -302,6 +309,8 @@ def load_pretrained(
     kwargs = {**kwargs, **dict(model_kwargs or {})}
 
     model = create_model(arch_name, scale=final_scale, **kwargs)
+    if layout is not None:
+        state = layout.complete(state, model)
     problems = _mismatch_report(model, state)
     if problems:
         try:
@@ -315,6 +324,7 @@ def load_pretrained(
     info = PretrainedInfo(
         arch=arch_name, scale=final_scale, kwargs=kwargs, source_format=fmt, sha256=file_sha256(path),
         path=str(path), stripped_prefix=stripped, config=meta.get("config"),
+        key_layout=layout.name if layout is not None else "",
     )
     log.info("loaded %s x%d from %s (%s, sha256 %s)", arch_name, final_scale, path, fmt, info.sha256[:12])
     return model, info

@@ -253,7 +253,7 @@ def evaluate_dataset(model, source: PairSource, *, y_only: bool = True, border: 
 def evaluate_datasets(model: str | os.PathLike, datas: Sequence[str | os.PathLike], *, arch: str | None = None,
                       scale: int | None = None, lr_convention: str = "uint8", make_lr: bool = False,
                       y_only: bool = True, border: Optional[int] = None, opts: InferOptions = InferOptions(),
-                      device: str = "cpu", trust_checkpoint: bool = False,
+                      device: str = "cpu", trust_checkpoint: bool = False, model_kwargs: dict | None = None,
                       save_sr: str | os.PathLike | None = None) -> EvalReport:
     """Evaluate a checkpoint on several datasets (see the module docstring for layouts and protocol).
 
@@ -265,6 +265,7 @@ def evaluate_datasets(model: str | os.PathLike, datas: Sequence[str | os.PathLik
         y_only: Y channel (True, the papers' protocol) or RGB. border: pixels cropped (default: the scale).
         opts: tiling / ensembles / precision. device: ``cpu``, ``cuda`` (the first visible GPU) or ``cuda:N``.
         save_sr: folder for the SR images, one subfolder per dataset.
+        model_kwargs: constructor arguments the weights do not record (e.g. EDSR's ``res_scale``).
 
     Raises:
         SrprepError: the checkpoint does not load, a scale mismatch, a missing LR folder or image (named).
@@ -272,7 +273,7 @@ def evaluate_datasets(model: str | os.PathLike, datas: Sequence[str | os.PathLik
     if not datas:
         raise SrprepError("no dataset given (--data)")
     device = resolve_devices(device)[0]  # one image at a time: one device is all a measurement needs
-    spec, net, _ = ModelSpec.load(model, arch, scale, trust_checkpoint=trust_checkpoint)
+    spec, net, _ = ModelSpec.load(model, arch, scale, trust_checkpoint=trust_checkpoint, model_kwargs=model_kwargs)
     sources = [find_pairs(d, spec.scale, make_lr=make_lr, convention=lr_convention) for d in datas]
     for src in sources:
         check_lr_files(src)  # a missing file is reported now, not after the images before it
