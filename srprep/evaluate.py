@@ -10,8 +10,8 @@ name        SR image measured                                      Y            
 ``carn``    output truncated to 8 bits (``x*255``, clamp,          as ``edsr``                     ``scale``
             ``.byte()``), as CARN-pytorch's ``sample.py`` saved it
 ``fsrcnn``  the network's Y before any rounding, clamped to        FSRCNN-pytorch's formula        none
-            [0, 1]; LR made from the HR with Pillow's bicubic      (:func:`~srprep.ops.color.
-            (FSRCNN-/SRCNN-pytorch ``test.py``, ``prepare.py``)    rgb_to_ycbcr_fsrcnn`), float32
+            [0, 1]; LR made from the HR with plain Pillow's        (:func:`~srprep.ops.color.
+            bicubic (FSRCNN-pytorch ``test.py``, ``prepare.py``)   rgb_to_ycbcr_fsrcnn`), float32
 ==========  =====================================================  =============================  ============
 
 Every protocol also gives the RGB PSNR/SSIM of the 8-bit SR image (rounded; truncated for ``carn``).

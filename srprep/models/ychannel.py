@@ -16,7 +16,9 @@ result is left unrounded here (srprep rounds it like every network's output; the
 truncates when it saves a picture).
 
 Pillow's bicubic works on 8-bit images: the input is rounded to 8 bits for the CbCr (and SRCNN's input)
-path and resized on the CPU, wherever the network runs.
+path and resized on the CPU, wherever the network runs. The resizer is plain Pillow's, bit for bit
+(:func:`srprep.ops.pil_resize.pil_resize`), in the pass order of the Pillow 5.4.1 the authors' README names,
+not the installed PIL's (srprep's pillow-simd rounds a few values differently).
 """
 from __future__ import annotations
 
@@ -24,25 +26,25 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
 from srprep.errors import SrprepError
 from srprep.models.common import key_indices, shape_of
 from srprep.models.registry import register_model
 from srprep.ops.color import rgb_to_ycbcr_fsrcnn, ycbcr_fsrcnn_to_rgb
+from srprep.ops.pil_resize import pil_resize
 
 __all__ = ["FSRCNN", "SRCNN", "pil_bicubic"]
 
 
-def pil_bicubic(img: np.ndarray, size: Sequence[int]) -> np.ndarray:
-    """Pillow's ``Image.resize((w, h), BICUBIC)`` of a uint8 (H, W, 3) or (H, W) image; ``size`` is (h, w).
+# The Pillow of the FSRCNN-/SRCNN-pytorch READMEs; it decides only the order of the two passes.
+AUTHORS_PILLOW = (5, 4, 1)
 
-    This runs the installed PIL (pillow-simd in srprep's environment, whose bicubic rounds about 0.2 % of
-    values differently from plain Pillow's).
-    """
-    h, w = (int(v) for v in size)
-    return np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize((w, h), Image.BICUBIC))
+
+def pil_bicubic(img: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """Plain Pillow 5.4.1's ``Image.fromarray(img).resize((w, h), BICUBIC)`` of a uint8 (H, W, 3) or (H, W)
+    image, bit for bit; ``size`` is (h, w)."""
+    return pil_resize(np.ascontiguousarray(img), size, "bicubic", pillow=AUTHORS_PILLOW)
 
 
 def _levels(x: torch.Tensor) -> torch.Tensor:

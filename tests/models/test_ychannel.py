@@ -1,17 +1,20 @@
 """FSRCNN and SRCNN: the authors' key layout and layers, and their colour handling (Y network, CbCr bicubic).
 
 The authors' procedure (yjn870/FSRCNN-pytorch and SRCNN-pytorch ``test.py`` / ``utils.py``) is stated here
-step by step with numpy, torch.nn.functional and PIL's own ``Image.resize`` (the installed PIL: pillow-simd in
-this environment); srprep's networks must give the same numbers.
+step by step with numpy and torch.nn.functional; their ``Image.resize(..., BICUBIC)`` is plain Pillow's, here
+:func:`srprep.ops.pil_resize.pil_resize` (checked against real Pillow in ``tests/ops/test_pil_resize.py``, and
+against it once more below); srprep's networks must give the same numbers.
 """
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
-
 from srprep.errors import SrprepError
 from srprep.models import FSRCNN, SRCNN, infer_architecture, load_pretrained
+from srprep.models.ychannel import pil_bicubic
+from srprep.ops.pil_resize import pil_resize
+
+from ..plain_pillow import plain_pillow_resize
 
 torch.set_num_threads(2)
 
@@ -63,7 +66,7 @@ def _authors_colour(lr_u8, scale, luma_of_lr, luma_of_bicubic):
     """test.py: bicubic = PIL bicubic enlargement of the RGB LR; Y from the network (clamped to [0, 1], x255)
     replaces the bicubic's Y; back to RGB with their formulas. Returns (RGB float in [0, 255], network Y)."""
     h, w = lr_u8.shape[:2]
-    bicubic = np.asarray(Image.fromarray(lr_u8).resize((w * scale, h * scale), Image.BICUBIC)).astype(np.float32)
+    bicubic = pil_resize(lr_u8, (h * scale, w * scale), "bicubic").astype(np.float32)
     by, cb, cr = _their_ycbcr(bicubic)
     preds = luma_of_lr(_their_ycbcr(lr_u8.astype(np.float32))[0] / 255.) if luma_of_lr else luma_of_bicubic(by / 255.)
     preds = np.clip(preds, 0.0, 1.0) * 255.
@@ -111,3 +114,12 @@ def test_y_networks_refuse_other_input():
         FSRCNN(scale=2)(torch.zeros(1, 1, 4, 4))
     with pytest.raises(SrprepError, match="num_channels=1"):
         FSRCNN(scale=2, num_channels=3)
+
+
+def test_the_colour_path_resizes_as_real_plain_pillow(rng):
+    """The CbCr / SRCNN-input enlargement is plain Pillow's ``Image.resize(BICUBIC)`` byte for byte (not the
+    installed pillow-simd's)."""
+    imgs = {f"x{s}": (rng.integers(0, 256, (17, 23, 3), dtype=np.uint8), s) for s in (2, 3, 4)}
+    _, out = plain_pillow_resize({k: (img, (17 * s, 23 * s), "bicubic") for k, (img, s) in imgs.items()})
+    for k, (img, s) in imgs.items():
+        np.testing.assert_array_equal(pil_bicubic(img, (17 * s, 23 * s)), out[k])

@@ -6,13 +6,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from srprep.cli import main
 from srprep.evaluate import pil_lr
 from srprep.io.images import read_image, write_image
 from srprep.ops.metrics import psnr, ssim
 from srprep.stages.eval import make_lr
+
+from ..plain_pillow import plain_pillow_resize
 
 torch.set_num_threads(2)
 
@@ -44,8 +44,8 @@ def test_carn_m_set5_as_its_authors_measured(shared_data, set5, tmp_path, scale,
 @pytest.mark.parametrize("scale, published", [(2, 37.12), (3, 33.22), (4, 30.50)])
 def test_fsrcnn_set5_with_its_authors_protocol(shared_data, set5, tmp_path, scale, published):
     """FSRCNN-pytorch: LR by Pillow's bicubic from the HR resized to a multiple of the scale, the network's Y
-    unrounded and clamped, their Y formula, PSNR over the whole image. The Pillow here is the installed one
-    (pillow-simd), whose bicubic rounds a few values differently from plain Pillow's."""
+    unrounded and clamped, their Y formula, PSNR over the whole image. Their Pillow bicubic is plain Pillow's,
+    bit for bit (srprep.ops.pil_resize), not the installed pillow-simd's."""
     report = _eval(tmp_path, "-m", shared_data / f"weights/FSRCNN/fsrcnn_x{scale}.pth", "-s", scale, "-d", set5,
                    "--protocol", "fsrcnn")
     data = report["datasets"][0]
@@ -55,14 +55,15 @@ def test_fsrcnn_set5_with_its_authors_protocol(shared_data, set5, tmp_path, scal
 
 def test_pil_lr_resizes_the_hr_to_a_multiple_of_the_scale(set5):
     """Their test.py: hr = image.resize((W // s * s, H // s * s), BICUBIC) -- a resampling, not a crop, when W or
-    H is not a multiple -- then lr = hr.resize((W' // s, H' // s), BICUBIC)."""
-    img = read_image(set5 / "HR" / "butterfly.png")[:, :, :]  # 256 x 256
+    H is not a multiple -- then lr = hr.resize((W' // s, H' // s), BICUBIC); with real plain Pillow here."""
+    img = read_image(set5 / "HR" / "woman.png")  # 344 x 228
     lr, hr = pil_lr(img, 3)
-    pil = Image.fromarray(img).resize((255, 255), Image.BICUBIC)
-    np.testing.assert_array_equal(hr, np.asarray(pil))
-    np.testing.assert_array_equal(lr, np.asarray(pil.resize((85, 85), Image.BICUBIC)))
+    _, ref = plain_pillow_resize({"hr": (img, (342, 228), "bicubic")})
+    np.testing.assert_array_equal(hr, ref["hr"])
+    _, ref = plain_pillow_resize({"lr": (ref["hr"], (114, 76), "bicubic")})
+    np.testing.assert_array_equal(lr, ref["lr"])
     lr, hr = pil_lr(img, 4)  # already a multiple: the HR is used as it is
-    assert hr is img and lr.shape == (64, 64, 3)
+    assert hr is img and lr.shape == (86, 57, 3)
 
 
 def test_csv_has_y_and_rgb_scores_of_every_image(shared_data, set5, tmp_path):
