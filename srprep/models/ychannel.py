@@ -62,8 +62,8 @@ def _enlarged(levels: torch.Tensor, scale: int) -> torch.Tensor:
 
 
 def _planes(rgb255: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    y, cb, cr = rgb_to_ycbcr_fsrcnn(rgb255[:, 0:1], rgb255[:, 1:2], rgb255[:, 2:3])
-    return y, cb, cr
+    """(N, 3, H, W) RGB in [0, 255] -> Y, Cb, Cr, each (N, 1, H, W), with the authors' formulas."""
+    return rgb_to_ycbcr_fsrcnn(*rgb255.split(1, dim=1))
 
 
 class _LumaNetwork(nn.Module):
