@@ -30,9 +30,9 @@ def export_cmd(ctx, model: Path, arch, scale, model_args, trust_checkpoint, fmt,
 
     \b
     Examples:
-      srprep export runs/edsr_x2/best.pt --to basicsr       # -> best_basicsr.pth, for BasicSR's test.py
-      srprep export runs/edsr_x2/best.pt --to edsr -o EDSR_x2.pt   # EDSR-PyTorch --pre_train EDSR_x2.pt
-      srprep export carn_m.pth --scale 2 --to safetensors
+      srprep export -m runs/edsr_x2/best.pt --to basicsr    # -> best_basicsr.pth, for BasicSR's test.py
+      srprep export -m runs/edsr_x2/best.pt --to edsr -o EDSR_x2.pt   # EDSR-PyTorch --pre_train EDSR_x2.pt
+      srprep export -m carn_m.pth --scale 2 --to safetensors
     """
     out = out if out is not None else default_export_path(model, fmt)
     if out.resolve() == model.resolve():

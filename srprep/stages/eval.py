@@ -75,7 +75,7 @@ class PairSource:
 
     def describe(self) -> str:
         if self.lr_dir is None and self.convention == "pil":
-            return (f"LR made by Pillow bicubic from the HR resized to a multiple of {self.scale} "
+            return (f"LR made by plain Pillow bicubic from the HR resized to a multiple of {self.scale} "
                     "(FSRCNN-pytorch's protocol)")
         if self.lr_dir is None:
             return f"LR made by MATLAB bicubic ({self.convention} convention) from modcrop(HR, {self.scale})"
