@@ -20,6 +20,7 @@ from .crop import crop_cmd
 from .enlarge import enlarge_cmd
 from .degrade import degrade_cmd
 from .eval import eval_cmd
+from .export import export_cmd
 from .identify import identify_cmd
 from .inspect import inspect_cmd
 from .downsample import downsample_cmd
@@ -93,6 +94,7 @@ cli.add_command(report_cmd)
 cli.add_command(train_cmd)
 cli.add_command(upscale_cmd)
 cli.add_command(eval_cmd)
+cli.add_command(export_cmd)
 cli.add_command(centroids_cmd)
 cli.add_command(wash_cmd)
 cli.add_command(enlarge_cmd)

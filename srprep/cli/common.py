@@ -75,8 +75,24 @@ def parse_crop_ensemble(text: str | None) -> tuple | None:
     return tuple(zip(t, o))
 
 
+def parse_model_args(ctx, param, values) -> dict:
+    """``("res_scale=0.1", "rgb_range=1")`` -> ``{"res_scale": 0.1, "rgb_range": 1}`` (values read as YAML)."""
+    import yaml
+
+    args = {}
+    for text in values:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise click.BadParameter(f"{text!r}: expected KEY=VALUE, e.g. res_scale=0.1")
+        args[key.strip()] = yaml.safe_load(value)
+    return args
+
+
 def model_options(fn):
-    """--model, --arch, --scale, --trust-checkpoint: which network to run."""
+    """--model, --arch, --scale, --model-arg, --trust-checkpoint: which network to run."""
+    fn = click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", callback=parse_model_args,
+                      help="Network constructor argument the weights do not record (repeatable), e.g. "
+                           "res_scale=0.1 for EDSR's 32x256 paper models.")(fn)
     fn = click.option("--trust-checkpoint", is_flag=True,
                       help="Allow a checkpoint that pickles Python objects (this runs code from the file: only "
                            "for files from a source you trust).")(fn)

@@ -425,6 +425,32 @@ def image_size(path: PathLike) -> tuple[int, int]:
     return int(h), int(w)
 
 
+def is_grey_file(path: PathLike) -> bool:
+    """Whether an image file stores one colour channel (grey, with or without alpha, any bit depth), from its
+    header only. :func:`read_image` returns such images as three equal channels; this tells them apart from
+    colour files (an RGB file whose channels happen to be equal is not grey here).
+
+    Raises:
+        ImageError: as :func:`image_size`.
+    """
+    path = Path(path)
+    _ext_format(path)
+    try:
+        with open(path, "rb") as f:
+            fmt = _sniff(f.read(8))
+            if fmt is None:
+                raise ImageError(f"{path}: not a PNG, JPEG, BMP or TIFF file (unrecognised header)")
+            f.seek(0)
+            with Image.open(f, formats=[fmt]) as im:
+                return im.mode in ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F")
+    except ImageError:
+        raise
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except _PIL_DECODE_ERRORS as e:
+        raise ImageError(f"{path}: cannot read the image header ({e})") from e
+
+
 # --------------------------------------------------------------------------------------------- writing
 
 

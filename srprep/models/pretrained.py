@@ -6,6 +6,8 @@ Recognised containers (detected from the file's content, not its name):
 * BasicSR ``.pth``: ``{"params_ema": ..., "params": ...}`` (``params_ema`` preferred: the EMA weights are the
   ones BasicSR evaluates and publishes);
 * official EDSR-PyTorch / RCAN ``.pt``: plain state dicts with ``sub_mean.*``, ``head.0.*``, ``body.*``, ``tail.*``;
+* other programs' key names for srprep's networks (BasicSR's EDSR and RCAN, the Reflash Dropout SRResNets):
+  recognised and renamed by :mod:`srprep.models.layouts`;
 * any plain state dict, also wrapped as ``{"state_dict": ...}``, with ``module.`` (DataParallel) or
   ``_orig_mod.`` (torch.compile) prefixes stripped;
 * ``.safetensors`` files (needs the optional ``safetensors`` package).
@@ -17,6 +19,7 @@ a checkpoint that pickles other objects is refused unless the caller passes ``tr
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import pickle
@@ -30,6 +33,7 @@ import torch
 from torch import nn
 
 from srprep.errors import SrprepError
+from srprep.models import layouts
 from srprep.models.registry import create_model, get_entry, iter_entries
 
 log = logging.getLogger(__name__)
@@ -49,6 +53,8 @@ class PretrainedInfo:
     ``source_format`` is one of ``"srprep"``, ``"basicsr:params_ema"``, ``"basicsr:params"``, ``"edsr-pytorch"``,
     ``"state_dict"``, ``"safetensors"``, ``"pickled-module"``; ``stripped_prefix`` is the wrapper prefix removed
     from every key (e.g. ``"module."``) or ``""``. ``config`` is the training config stored in srprep checkpoints.
+    ``key_layout`` names the foreign key layout the weights were renamed from (see :mod:`srprep.models.layouts`)
+    or is ``""``.
     """
 
     arch: str
@@ -59,6 +65,7 @@ class PretrainedInfo:
     path: str = ""
     stripped_prefix: str = ""
     config: Optional[dict] = field(default=None, repr=False)
+    key_layout: str = ""
 
 
 # --- reading ------------------------------------------------------------------------------------------------
@@ -98,6 +105,16 @@ def _read_safetensors(path: Path) -> tuple[dict, dict]:
     except Exception as exc:  # the library raises its own error types for corrupt files
         raise SrprepError(f"{path}: cannot read safetensors file: {exc}") from exc
     return tensors, metadata
+
+
+def _json_metadata(text: str, path: Path) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise SrprepError(f"{path}: safetensors metadata 'kwargs' is not a JSON object")
+    return value
 
 
 def _read_pickle(path: Path, trust_checkpoint: bool) -> Any:
@@ -175,8 +192,10 @@ def _strip_wrapper_prefixes(state: dict) -> tuple[dict, str]:
 # --- architecture inference -----------------------------------------------------------------------------------
 
 
-def infer_architecture(state: Mapping[str, Any]) -> tuple[str, int, dict]:
+def infer_architecture(state: Mapping[str, Any]) -> tuple[str, Optional[int], dict]:
     """(arch, scale, constructor kwargs) of a state dict, from its key names and tensor shapes.
+
+    ``scale`` is None when the weights do not record it (multi-scale CARN files, FSRCNN, SRCNN, PAN x2/x3).
 
     Raises :class:`SrprepError` if no registered architecture recognises the keys.
     """
@@ -186,8 +205,8 @@ def infer_architecture(state: Mapping[str, Any]) -> tuple[str, int, dict]:
         config = entry.infer(state)
         if config is not None:
             config = dict(config)
-            scale = int(config.pop("scale"))
-            return entry.name, scale, config
+            scale = config.pop("scale")
+            return entry.name, None if scale is None else int(scale), config
     sample = ", ".join(list(state)[:_SHOW])
     known = ", ".join(e.name for e in iter_entries() if e.infer is not None and e.alias_of is None)
     raise SrprepError(
@@ -255,11 +274,14 @@ def load_pretrained(
             meta["arch"] = st_meta["arch"]
         if "scale" in st_meta and st_meta["scale"].isdigit():
             meta["scale"] = int(st_meta["scale"])
+        if "kwargs" in st_meta:
+            meta["kwargs"] = _json_metadata(st_meta["kwargs"], path)
     else:
         state, fmt, meta = _unwrap(_read_pickle(path, trust_checkpoint), path)
     state, stripped = _strip_wrapper_prefixes(state)
     if fmt == "state_dict" and "sub_mean.weight" in state and "head.0.weight" in state:
         fmt = "edsr-pytorch"
+    state, layout = layouts.to_srprep(state)
 
     arch_name = arch or meta.get("arch")
     if arch_name is None:
@@ -270,7 +292,7 @@ def load_pretrained(
         config = entry.infer(state) if entry.infer is not None else None
         if config is not None:
             config = dict(config)
-            found_scale = int(config.pop("scale"))
+            found_scale = config.pop("scale")
             kwargs = config
         else:
             found_scale, kwargs = None, {}
@@ -281,16 +303,19 @@ def load_pretrained(
     if scale is not None and found_scale is not None and int(scale) != int(found_scale):
         raise SrprepError(f"{path}: the weights are for x{found_scale}, but x{scale} was requested")
     if scale is None and found_scale is None:
-        raise SrprepError(f"{path}: cannot tell the scale of this {arch_name} checkpoint; pass it explicitly")
+        raise SrprepError(f"{path}: the {arch_name} weights do not record their scale (one file for several "
+                          "scales, or the same shapes at every scale); pass it explicitly (--scale)")
     final_scale = int(scale if scale is not None else found_scale)
     kwargs = {**kwargs, **dict(model_kwargs or {})}
 
     model = create_model(arch_name, scale=final_scale, **kwargs)
+    if layout is not None:
+        state = layout.complete(state, model)
     problems = _mismatch_report(model, state)
     if problems:
         try:
             other, other_scale, _ = infer_architecture(state)
-            hint = f" (the keys look like {other} x{other_scale})"
+            hint = f" (the keys look like {other}{f' x{other_scale}' if other_scale else ''})"
         except SrprepError:
             hint = ""
         raise SrprepError(f"{path}: weights do not fit {arch_name} x{final_scale} {kwargs}: {problems}{hint}")
@@ -299,6 +324,7 @@ def load_pretrained(
     info = PretrainedInfo(
         arch=arch_name, scale=final_scale, kwargs=kwargs, source_format=fmt, sha256=file_sha256(path),
         path=str(path), stripped_prefix=stripped, config=meta.get("config"),
+        key_layout=layout.name if layout is not None else "",
     )
     log.info("loaded %s x%d from %s (%s, sha256 %s)", arch_name, final_scale, path, fmt, info.sha256[:12])
     return model, info

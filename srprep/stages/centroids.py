@@ -360,8 +360,8 @@ class CentroidReport:
 def centroids(data: str | os.PathLike, model: str | os.PathLike, *, arch: str | None = None,
               scale: int | None = None, options: CentroidOptions = CentroidOptions(), tile: int | None = None,
               overlap: int = 32, precision: str = "fp32", device: str | Sequence[str] = "cpu",
-              trust_checkpoint: bool = False, batch: int = 1, out: str | os.PathLike | None = None,
-              preview: int = 0, pipelined: bool | None = None, jobs: int | None = None, force: bool = False,
+              trust_checkpoint: bool = False, model_kwargs: dict | None = None, batch: int = 1,
+              out: str | os.PathLike | None = None, preview: int = 0, pipelined: bool | None = None, jobs: int | None = None, force: bool = False,
               dry_run: bool = False, progress: bool = True) -> CentroidReport:
     """Write ECO centroid pairs (sr_pretrained, lr_pretrained) for every LR image of a dataset.
 
@@ -376,6 +376,7 @@ def centroids(data: str | os.PathLike, model: str | os.PathLike, *, arch: str | 
         precision: fp32 | tf32 | bf16 (| fp16) as in :func:`srprep.infer.upscale`.
         device: ``"cpu"``, ``"cuda"`` (every visible GPU, pipelined), ``"cuda:1"`` or a comma-separated list.
         trust_checkpoint: allow a checkpoint that pickles Python objects (runs code from the file).
+        model_kwargs: network constructor arguments the weights do not record (e.g. EDSR's ``res_scale``).
         batch: equal-size LR images run through the network together (pipelined mode).
         out: write the fields under this folder instead of beside the source fields.
         preview: write ``OUT/centroids_preview.png`` with LR, sr_pretrained, lr_pretrained, HR crops of this
@@ -392,7 +393,7 @@ def centroids(data: str | os.PathLike, model: str | os.PathLike, *, arch: str | 
     """
     options = options.resolved()
     devices = resolve_devices(device)
-    spec, _, _ = ModelSpec.load(model, arch, scale, trust_checkpoint=trust_checkpoint)
+    spec, _, _ = ModelSpec.load(model, arch, scale, trust_checkpoint=trust_checkpoint, model_kwargs=model_kwargs)
     src = find_source(data, spec.scale, out)
     if src.kind != "folder" and options.store_dtype != "uint8":
         raise OptionsError(f"{src.lr_path}: packed stores hold uint8 images; --store-dtype {options.store_dtype} "

@@ -9,6 +9,9 @@ Layout written (EDSR/DIV2K naming, the layout every later step reads)::
 Each output folder is its own cached step, so adding ``--scale 8`` to an earlier run computes only X8,
 and switching ``--im2double`` redoes the LR folders but not HR. The HR of a pair is the HR image cropped
 to ``LR size * s`` from the top left (which is ``modcrop(HR, s)``), the benchmark convention.
+
+A grey (1-channel) HR file gives grey (1-channel) PNGs, as MATLAB's ``imresize`` of a 2-D image does; the
+values are those of any channel of the image read as R=G=B (the resize works on each channel alone).
 """
 from __future__ import annotations
 
@@ -137,8 +140,15 @@ def _read_for_scale(payload, *, scale: float, opts: DownsampleOptions) -> np.nda
     return _crop_for_scale(images.read_image(src), scale, opts, src)
 
 
+def _grey_if_grey(img: np.ndarray, src: str) -> np.ndarray:
+    """What a PNG of ``src``'s image holds: one of the (equal) channels when ``src`` is a grey file."""
+    return img[..., 0] if img.ndim == 3 and images.is_grey_file(src) else img
+
+
 def _write_lr(payload, lr: np.ndarray, *, scale: float, opts: DownsampleOptions, out: str) -> ItemResult:
     key, src = payload
+    if opts.fmt == "png":
+        lr = _grey_if_grey(lr, src)
     ext = ".npy" if opts.fmt == "npy" else ".png"
     name = FolderWriter(out, ext=ext, suffix=lr_name_suffix(scale, opts.naming), png_level=opts.png_level).write(
         key, lr)
@@ -156,7 +166,7 @@ def _lr_one(payload, *, scale: float, opts: DownsampleOptions, out: str, threads
 
 def _hr_one(payload, *, opts: DownsampleOptions, out: str) -> ItemResult:
     key, src = payload
-    hr = prepare_hr(images.read_image(src), opts, src)
+    hr = _grey_if_grey(prepare_hr(images.read_image(src), opts, src), src)
     return ItemResult(outputs=[FolderWriter(out, png_level=opts.png_level).write(key, hr)])
 
 

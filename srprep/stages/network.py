@@ -70,8 +70,11 @@ class ModelSpec:
 
     @classmethod
     def load(cls, path: str | os.PathLike, arch: str | None = None, scale: int | None = None, *,
-             trust_checkpoint: bool = False):
+             trust_checkpoint: bool = False, model_kwargs: dict | None = None):
         """Load the checkpoint once (which checks that it loads) and return ``(spec, model, info)``.
+
+        ``model_kwargs``: constructor arguments the weights do not record (e.g. EDSR's ``res_scale``); they
+        end up in ``kwargs`` with the ones read from the file, so workers build the same network.
 
         The model is kept in this process's cache for the CPU, so in-process work does not load it again.
 
@@ -82,7 +85,7 @@ class ModelSpec:
         from ..models import load_pretrained
 
         path = Path(path).resolve()
-        model, info = load_pretrained(path, arch, scale, trust_checkpoint=trust_checkpoint)
+        model, info = load_pretrained(path, arch, scale, trust_checkpoint=trust_checkpoint, model_kwargs=model_kwargs)
         spec = cls(str(path), info.sha256, info.arch, int(info.scale), canonical_json(info.kwargs), trust_checkpoint)
         _MODELS[(spec, "cpu")] = _freeze(model)
         return spec, model, info
@@ -119,7 +122,7 @@ def load_model(spec: ModelSpec, device: str = "cpu"):
             from ..models import load_pretrained
 
             model, info = load_pretrained(spec.path, spec.arch, spec.scale, trust_checkpoint=spec.trust_checkpoint,
-                                          device=device)
+                                          device=device, model_kwargs=json.loads(spec.kwargs))
             if info.sha256 != spec.sha256:
                 raise SrprepError(f"{spec.path}: the model file changed while the step was running "
                                   f"(sha256 {spec.sha256[:12]} -> {info.sha256[:12]}); run the command again")

@@ -864,3 +864,14 @@ def test_no_global_state_changed_at_import():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[2], env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert out.stdout.strip() == "ok", out.stderr
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif", ".bmp", ".jpg"])
+def test_is_grey_file_tells_one_channel_files_from_colour(tmp_path, small, ext):
+    from srprep.io.images import is_grey_file
+
+    write_image(tmp_path / f"grey{ext}", small[..., 1])
+    write_image(tmp_path / f"flat{ext}", np.repeat(small[..., 1:2], 3, axis=2))  # colour file, equal channels
+    assert is_grey_file(tmp_path / f"grey{ext}") and not is_grey_file(tmp_path / f"flat{ext}")
+    with pytest.raises(ImageError, match="no such file"):
+        is_grey_file(tmp_path / f"absent{ext}")

@@ -67,11 +67,19 @@ def test_official_edsr_layout_loads_and_round_trips(tmp_path, scale):
     _same_outputs(src, model, scale)
 
 
-def test_edsr_256_features_assumes_paper_res_scale(tmp_path):
+def test_edsr_res_scale_is_not_guessed_for_wide_models(tmp_path):
+    """res_scale leaves no trace in the weights: a 256-feature EDSR (the paper's used 0.1, EDSR-PyTorch's default
+    is 1) is refused until it is given; the given value is used."""
     with torch.device("meta"):
         state = EDSR(scale=2, num_blocks=1, num_feats=256).state_dict()
     arch, scale, kwargs = infer_architecture(state)
-    assert (arch, scale, kwargs["res_scale"]) == ("edsr", 2, 0.1)
+    assert (arch, scale, kwargs["res_scale"]) == ("edsr", 2, None)
+    path = tmp_path / "edsr_wide.pt"
+    torch.save(EDSR(scale=2, num_blocks=1, num_feats=256, res_scale=0.1).state_dict(), path)
+    with pytest.raises(SrprepError, match="res_scale is not stored in the weights.*res_scale=0.1"):
+        load_pretrained(path)
+    model, info = load_pretrained(path, model_kwargs={"res_scale": 0.1})
+    assert info.kwargs["res_scale"] == 0.1 and model.body[0].res_scale == 0.1
 
 
 def test_basicsr_prefers_params_ema(tmp_path):
