@@ -51,6 +51,8 @@ def test_steps_are_cached_and_a_change_reruns_exactly_the_downstream(tmp_path, c
     t0 = time.perf_counter()
     assert run(capsys, p, "--workdir", wd) == {"lr": "up to date", "crop": "up to date", "lr2": "up to date"}
     assert time.perf_counter() - t0 < 0.1 * first
+    assert main(["run", str(p), "--workdir", str(wd), "--set", "crop.scale=2", "--dry-run"]) == 0
+    assert "[crop] would run (--scale 4 -> 2)" in capsys.readouterr().out  # says which option changed
     assert run(capsys, p, "--workdir", wd, "--set", "crop.scale=2") == {
         "lr": "up to date", "crop": "done", "lr2": "done"}
     assert run(capsys, p, "--workdir", wd, "--set", "lr2.scale=[4]", "--set", "crop.scale=2") == {
