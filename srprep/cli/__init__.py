@@ -71,6 +71,7 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool, scheduler: str | None) -
     """
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     handler = _StderrHandler()
+    handler.setLevel(level)  # the level of what is shown; a run's own log file (train.log) may record more
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s"))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     ctx.obj = Context(verbose=verbose, quiet=quiet)
@@ -104,15 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     verbose = any(a in ("-v", "--verbose") for a in args)
     try:
         cli.main(args=args, prog_name="srprep", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):  # Click turns Ctrl-C into Abort
+        click.echo(interrupted_message(args), err=True)
         return 130
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except KeyboardInterrupt:
-        click.echo("interrupted: finished items are kept; run the same command again to resume", err=True)
-        return 130
     except (SrprepError, OSError) as exc:
         if verbose:
             traceback.print_exc()
@@ -125,6 +123,18 @@ def main(argv: list[str] | None = None) -> int:
                    f"run with --verbose for the traceback", err=True)
         return 2
     return 0
+
+
+def interrupted_message(args: list[str]) -> str:
+    """What Ctrl-C prints: how to carry on, for the command that was interrupted."""
+    command = next((a for a in args if a in cli.commands), None)
+    if command == "train":
+        return ("interrupted: continue the run with the same command and --resume auto (it starts from the "
+                "newest checkpoint in the run folder)")
+    if command == "run":
+        return ("interrupted: run the same pipeline again: finished steps are skipped and the interrupted one "
+                "resumes where it stopped")
+    return "interrupted: finished items are kept; run the same command again to resume where it stopped"
 
 
 def _one_line(exc: BaseException) -> str:

@@ -1,5 +1,6 @@
 """What a run writes as it goes: CSV logs, optional TensorBoard events, PNG curves and validation crops.
 
+``RUN/train.log``  the run's log lines (progress with ETA, validation, warnings), with times; appended on resume
 ``RUN/train.csv``  step, loss, lr, eco_alpha, skipped (steps skipped since the last row), steps_per_s, elapsed_s
 ``RUN/val.csv``    step, psnr, ssim, bicubic_psnr, bicubic_ssim, best_psnr
 ``RUN/curves.png`` training loss (log scale) and validation PSNR against the step, bicubic as a reference line
@@ -67,6 +68,7 @@ class RunLog:
             elif not path.is_file() or resume_step is None:
                 with open(path, "w", newline="", encoding="utf-8") as fh:
                     csv.writer(fh).writerow(columns)
+        self._text = _attach_text_log(self.run_dir / "train.log")
         self.tb = None
         if tensorboard:
             try:
@@ -125,6 +127,27 @@ class RunLog:
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
+        _detach_text_log(*self._text)
+
+
+def _attach_text_log(path: Path) -> tuple[logging.Handler, int]:
+    """Copy srprep's log records (INFO and up, whatever the console shows) into ``path`` until detached."""
+    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    logger = logging.getLogger("srprep")
+    level = logger.level
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)  # the console handler keeps its own level (see srprep.cli)
+    logger.addHandler(handler)
+    return handler, level
+
+
+def _detach_text_log(handler: logging.Handler, level: int) -> None:
+    logger = logging.getLogger("srprep")
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+    handler.close()
 
 
 def _fmt(v) -> str:
