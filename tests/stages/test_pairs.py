@@ -248,13 +248,20 @@ def test_cli(dataset, tmp_path, capsys, monkeypatch):
         for f in ("HR", "LR"):
             (sub / f).mkdir(parents=True, exist_ok=True)
             (sub / f / f"{k}.png").write_bytes((root / f / f"{k}.png").read_bytes())
-    monkeypatch.chdir(tmp_path)  # the default work folder is ./<SRC name>_pairs_x<scale>
-    assert main(["pairs", "check", sub, "--scale", "2", "--ids-out", "ids.txt", "--hist", "h.png", "--sheet", "s.png",
-                 "--sheet-count", "2", "-j", "2"]) == 0
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the work folder goes beside the outputs asked for, not into the current one
+    res = tmp_path / "results"
+    assert main(["pairs", "check", sub, "--scale", "2", "--ids-out", res / "ids.txt", "--hist", res / "h.png",
+                 "--sheet", res / "s.png", "--sheet-count", "2", "-j", "2"]) == 0
     out = capsys.readouterr().out
     assert "4 pairs, 2 clean, 2 flagged" in out and "4 measured, 0 reused" in out
-    assert (tmp_path / "X2_pairs_x2/report.csv").is_file() and (tmp_path / "s.png").is_file()
-    assert (tmp_path / "ids.txt").read_text() == "000001.png\n000002.png\n"
+    assert (res / "X2_pairs_x2/report.csv").is_file() and (res / "s.png").is_file()
+    assert (res / "ids.txt").read_text() == "000001.png\n000002.png\n"
+    assert not any(elsewhere.iterdir())
+    assert main(["pairs", "check", sub, "--scale", "2", "-j", "1"]) == 0  # no output asked for: beside SRC
+    assert (tmp_path / "X2_pairs_x2/report.csv").is_file()
+    assert not any(elsewhere.iterdir())
     assert main(["pairs", "check", sub, "-s", "3"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error:") and "000001.png" in err
