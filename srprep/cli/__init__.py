@@ -19,6 +19,7 @@ from .centroids import centroids_cmd
 from .crop import crop_cmd
 from .enlarge import enlarge_cmd
 from .degrade import degrade_cmd
+from .doctor import doctor_cmd
 from .eval import eval_cmd
 from .inspect import inspect_cmd
 from .downsample import downsample_cmd
@@ -97,14 +98,16 @@ cli.add_command(centroids_cmd)
 cli.add_command(wash_cmd)
 cli.add_command(enlarge_cmd)
 cli.add_command(pairs_group)
+cli.add_command(doctor_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the process exit status."""
     args = sys.argv[1:] if argv is None else [str(a) for a in argv]
     verbose = any(a in ("-v", "--verbose") for a in args)
+    _warn_if_plain_pil(args)
     try:
-        cli.main(args=args, prog_name="srprep", standalone_mode=False)
+        code = cli.main(args=args, prog_name="srprep", standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):  # Click turns Ctrl-C into Abort
         click.echo(interrupted_message(args), err=True)
         return 130
@@ -122,7 +125,18 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"error: internal error ({type(exc).__name__}: {_one_line(exc)}); "
                    f"run with --verbose for the traceback", err=True)
         return 2
-    return 0
+    return code if isinstance(code, int) else 0  # a command's click.exceptions.Exit(N) comes back as N
+
+
+def _warn_if_plain_pil(args: list[str]) -> None:
+    """Once per command (not per pipeline step: ``run`` calls the commands without this entry point)."""
+    if any(a in ("-h", "--help", "--version", "doctor") for a in args):
+        return  # doctor says it in full
+    from ..environment import plain_pil_warning
+
+    message = plain_pil_warning()
+    if message:
+        click.echo(message, err=True)
 
 
 def interrupted_message(args: list[str]) -> str:
