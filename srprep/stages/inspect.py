@@ -227,9 +227,9 @@ def inspect(path: str | os.PathLike, *, n: int = 6, seed: int = 0, sheet: str | 
         for k in chosen:
             row = [f.store.read(k) for f in fields]
             rows.append(row)
-            labels.append([f"{k} {f.name} {img.shape[0]}x{img.shape[1]}" if j == 0 else
-                           f"{f.name} {img.shape[0]}x{img.shape[1]}" for j, (f, img) in enumerate(zip(fields, row))])
+            labels.append([k if j == 0 else f"{img.shape[0]}x{img.shape[1]}" for j, img in enumerate(row)])
+        titles = [f.name if not f.scale or f.scale == 1 else f"{f.name} (x{f.scale:g})" for f in fields]
         sheet = Path(sheet)
-        images.write_image(sheet, contact_sheet(rows, labels))
+        images.write_image(sheet, contact_sheet(rows, labels, titles=titles))
         report.sheet, report.sheet_keys = sheet, chosen
     return report

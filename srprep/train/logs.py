@@ -4,6 +4,7 @@
 ``RUN/train.csv``  step, loss, lr, eco_alpha, skipped (steps skipped since the last row), steps_per_s, elapsed_s
 ``RUN/val.csv``    step, psnr, ssim, bicubic_psnr, bicubic_ssim, best_psnr
 ``RUN/curves.png`` training loss (log scale) and validation PSNR against the step, bicubic as a reference line
+                   (matplotlib when the ``plots`` extra is installed, else a plainer OpenCV drawing)
 ``RUN/val_crops.png`` bicubic | SR | HR crops of the first validation images at the latest validation
 ``RUN/tb/``        TensorBoard events, only when the ``tensorboard`` package is importable (it is not a
                    dependency of srprep: its wheel requires Pillow, which would replace pillow-simd)
@@ -22,7 +23,7 @@ from typing import Optional
 import numpy as np
 
 from srprep.io.images import write_image
-from srprep.ops.plot import line_plot, stack_images
+from srprep.ops.figures import Panel, line_panels
 
 log = logging.getLogger(__name__)
 
@@ -96,21 +97,22 @@ class RunLog:
                 self.tb.add_scalar(f"val/{k}", values[k], values["step"])
 
     def write_curves(self) -> Path:
-        """Draw ``curves.png`` from the CSV files (loss on a log scale; PSNR with the bicubic line)."""
+        """Draw ``curves.png`` from the CSV files (loss on a log scale; PSNR with the bicubic line), with
+        matplotlib when installed (:func:`srprep.ops.figures.line_panels`)."""
         train, val = read_csv(self.train_path), read_csv(self.val_path)
-        plots = []
+        panels = []
         if train:
             steps = [r["step"] for r in train]
-            plots.append(line_plot({"loss": (steps, [r["loss"] for r in train])}, title="training loss",
-                                   xlabel="step", log_y=True))
+            panels.append(Panel({"loss": (steps, [r["loss"] for r in train])}, title="training loss",
+                                xlabel="step", ylabel="loss", log_y=True))
         if val:
             steps = [r["step"] for r in val]
             ref = {"bicubic": val[-1]["bicubic_psnr"]} if math.isfinite(val[-1]["bicubic_psnr"]) else {}
-            plots.append(line_plot({"PSNR (Y)": (steps, [r["psnr"] for r in val])}, title="validation PSNR",
-                                   xlabel="step", ylabel="dB", hlines=ref))
+            panels.append(Panel({"PSNR (Y)": (steps, [r["psnr"] for r in val])}, title="validation PSNR",
+                                xlabel="step", ylabel="dB", hlines=ref))
         path = self.run_dir / "curves.png"
-        if plots:
-            write_image(path, stack_images(plots, gap=6))
+        if panels:
+            write_image(path, line_panels(panels))
         return path
 
     def write_image(self, name: str, img: np.ndarray) -> Path:

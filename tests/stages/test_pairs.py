@@ -231,7 +231,26 @@ def test_bad_layouts_are_named(dataset, tmp_path):
     assert [f.name for f in dataset_layout(bad)] == ["HR", "X4"]
 
 
-def test_histogram_image_draws_bars_and_threshold():
+def test_histogram_image_with_matplotlib_keeps_every_score_and_labels_the_threshold():
+    pytest.importorskip("matplotlib")
+    img = histogram_image([0.01] * 50 + [0.5, 3.0, 40.0], 1.0)
+    assert img.shape == (400, 720, 3) and img.dtype == np.uint8
+    green = (np.abs(img.astype(int) - [0, 158, 115]).sum(axis=2) < 30)
+    red = (np.abs(img.astype(int) - [213, 94, 0]).sum(axis=2) < 30)
+    assert green.sum() > 200 and red.sum() > 50
+    bars = np.flatnonzero(red.any(axis=0))
+    # the 40.0 outlier has its own bar at the right end of the axes (log scale), right of the 3.0 one,
+    # and the legend (threshold, clean, flagged) sits right of the axes, off the bars
+    assert bars.max() - bars.min() > 150 and bars.max() < 0.85 * img.shape[1]
+    assert red[:, int(0.85 * img.shape[1]):].any()  # the legend's "flagged" swatch
+    dark_columns = ((img < 60).all(axis=2).sum(axis=0) > 100)
+    assert dark_columns.any()  # the dashed threshold line spans the axes
+
+
+def test_histogram_image_without_matplotlib_draws_bars_and_threshold(monkeypatch):
+    from srprep.ops import figures
+
+    monkeypatch.setattr(figures, "available", lambda: False)
     img = histogram_image([0.01] * 50 + [0.5, 3.0, 40.0], 1.0)
     assert img.shape == (400, 720, 3) and img.dtype == np.uint8
     assert (img == [60, 170, 60]).all(axis=2).sum() > 100 and (img == [200, 60, 50]).all(axis=2).sum() > 10
