@@ -41,7 +41,7 @@ source_hash=$(cat "$here/scripts/setup.sh" "$here/setup.cfg" "$here/setup.py" "$
   "$here/srprep/ops/_bicubic_native.c" | sha256sum | cut -c1-16)
 up_to_date() {
   [ "${SRPREP_FORCE:-0}" != 1 ] && [ -x "$venv/bin/python" ] && [ -f "$stamp_file" ] || return 1
-  [ "$(sed -n 1p "$stamp_file")" = "$source_hash $("$venv/bin/python" -c 'import sys; print(sys.version)' | head -c 30)" ] || return 1
+  [ "$(sed -n 1p "$stamp_file")" = "$source_hash $("$venv/bin/python" -c 'import platform; print(platform.python_version())')" ] || return 1
   local have e
   have=",$(sed -n 2p "$stamp_file"),"
   for e in ${extras//,/ }; do
@@ -190,6 +190,6 @@ fi
 
 # The stamp: line 1 what the venv was built from, line 2 the extras asked for (a rerun asking for no more is
 # up to date), line 3 those that could not be used here.
-printf '%s %s\n%s\n%s\n' "$source_hash" "$("$venv/bin/python" -c 'import sys; print(sys.version)' | head -c 30)" \
+printf '%s %s\n%s\n%s\n' "$source_hash" "$("$venv/bin/python" -c 'import platform; print(platform.python_version())')" \
   "$extras" "${unusable:-}" >"$stamp_file"
 log "done: $venv"
