@@ -228,8 +228,7 @@ def inspect(path: str | os.PathLike, *, n: int = 6, seed: int = 0, sheet: str | 
             row = [f.store.read(k) for f in fields]
             rows.append(row)
             labels.append([k if j == 0 else f"{img.shape[0]}x{img.shape[1]}" for j, img in enumerate(row)])
-        titles = [f.name if not f.scale or f.scale == 1 else f"{f.name} (x{f.scale:g})" for f in fields]
         sheet = Path(sheet)
-        images.write_image(sheet, contact_sheet(rows, labels, titles=titles))
+        images.write_image(sheet, contact_sheet(rows, labels, titles=[f.name for f in fields]))
         report.sheet, report.sheet_keys = sheet, chosen
     return report

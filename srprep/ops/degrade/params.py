@@ -164,8 +164,8 @@ def _blur_text(b: BlurParams | None) -> str:
     shape = f" beta {k.beta:.1f}" if k.beta is not None else ""
     if k.sigma_y is not None and k.sigma_y != k.sigma_x:
         rot = f" rot {math.degrees(k.theta):.0f}deg" if k.theta else ""
-        return f"{k.type} {k.size}px s {k.sigma_x:.2f}/{k.sigma_y:.2f}{rot}{shape}"
-    return f"{k.type} {k.size}px s {k.sigma_x:.2f}{shape}"
+        return f"{k.type} {k.size}px sigma {k.sigma_x:.2f}/{k.sigma_y:.2f}{rot}{shape}"
+    return f"{k.type} {k.size}px sigma {k.sigma_x:.2f}{shape}"
 
 
 def _stage_text(s: StageParams) -> str:
@@ -188,7 +188,7 @@ def describe_params(params: DegradationParams) -> str:
     >>> st = StageParams("down", 0.5, "area", [8, 8], "gaussian", True, noise_sigma=3.0, jpeg_quality=80)
     >>> fin = FinalParams(BlurParams(KernelSpec("pulse", 21), []), False, "bicubic", [4, 4], 70)
     >>> print(describe_params(DegradationParams([16, 16], 4, False, True, "cv2", 0, blur, st, None, st, fin)))
-    1: iso 7px s 1.50; down x0.50 area, gauss noise 3.0 gray, JPEG 80
+    1: iso 7px sigma 1.50; down x0.50 area, gauss noise 3.0 gray, JPEG 80
     2: no blur; down x0.50 area, gauss noise 3.0 gray, JPEG 80
     3: bicubic to 4x4, JPEG 70 (no sinc)
     """
