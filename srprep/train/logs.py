@@ -6,8 +6,8 @@
 ``RUN/curves.png`` training loss (log scale) and validation PSNR against the step, bicubic as a reference line
                    (matplotlib when the ``plots`` extra is installed, else a plainer OpenCV drawing)
 ``RUN/val_crops.png`` bicubic | SR | HR crops of the first validation images at the latest validation
-``RUN/tb/``        TensorBoard events, only when the ``tensorboard`` package is importable (it is not a
-                   dependency of srprep: its wheel requires Pillow, which would replace pillow-simd)
+``RUN/tb/``        TensorBoard events, when the ``tensorboard`` extra is installed (it requires plain Pillow;
+                   ``scripts/setup.sh`` installs it and puts pillow-simd back)
 
 On resume, rows after the checkpoint's step are dropped so the logs read as one uninterrupted run.
 """
