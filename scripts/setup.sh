@@ -42,6 +42,9 @@ source_hash=$(cat "$here/scripts/setup.sh" "$here/setup.cfg" "$here/setup.py" "$
 up_to_date() {
   [ "${SRPREP_FORCE:-0}" != 1 ] && [ -x "$venv/bin/python" ] && [ -f "$stamp_file" ] || return 1
   [ "$(sed -n 1p "$stamp_file")" = "$source_hash $("$venv/bin/python" -c 'import platform; print(platform.python_version())')" ] || return 1
+  # a package installed since may have put plain Pillow over pillow-simd: then this run repairs it
+  "$venv/bin/python" -c 'import importlib.metadata as m, PIL, sys; sys.exit(PIL.__version__ != m.version("pillow-simd"))' \
+    2>/dev/null || return 1
   local have e
   have=",$(sed -n 2p "$stamp_file"),"
   for e in ${extras//,/ }; do

@@ -6,7 +6,7 @@ import click
 
 from ..errors import SrprepError
 from ..io.images import write_image
-from ..io.graphviz import dot_available, render_dot
+from ..io.graphviz import dot_available, render_dot, write_dot
 from ..ops.diagram import dag_dot, draw_dag
 from ..pipeline import PipelineError, graph_text, load_pipeline, run_pipeline
 
@@ -58,9 +58,7 @@ def run_cmd(ctx: click.Context, pipeline: Path, until, only, force, overrides, w
         dot = dag_dot(list(pipe.steps), edges, labels=commands, title=f"{pipe.name} -> {pipe.workdir}",
                       notes={s.name: s.description for s in pipe.steps.values() if s.description})
         if graph_dot:
-            graph_dot.parent.mkdir(parents=True, exist_ok=True)
-            graph_dot.write_text(dot, encoding="utf-8")
-            click.echo(f"graph (DOT) -> {graph_dot}")
+            click.echo(f"graph (DOT) -> {write_dot(dot, graph_dot)}")
         if graph_svg:
             click.echo(f"graph -> {render_dot(dot, graph_svg)}")
         if graph_png and dot_available():

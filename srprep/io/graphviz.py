@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import SrprepError
 
-__all__ = ["dot_available", "render_dot"]
+__all__ = ["dot_available", "render_dot", "write_dot"]
 
 FORMATS = ("png", "svg", "pdf")
 
@@ -16,6 +16,16 @@ FORMATS = ("png", "svg", "pdf")
 def dot_available() -> bool:
     """Whether Graphviz's ``dot`` is on the PATH (Debian/Ubuntu: ``apt-get install graphviz``)."""
     return shutil.which("dot") is not None
+
+
+def write_dot(text: str, path: str | os.PathLike) -> Path:
+    """Write DOT ``text`` to ``path`` (temporary name, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
 
 
 def render_dot(text: str, path: str | os.PathLike) -> Path:
