@@ -116,14 +116,16 @@ class StepReport:
     elapsed: float = 0.0
     infos: dict = field(default_factory=dict)  # key -> ItemResult.info, for items processed in this run
     todo: list = field(default_factory=list)  # keys that a dry run would process
+    changed: list = field(default_factory=list)  # "name: old -> new" for each parameter that differs from the output's
 
     def summary(self) -> str:
         """One line for humans, e.g. ``modcrop: 13 items, 13 processed, 0 reused, 0 stale removed (1.2 s) -> out``."""
         if self.status == "up to date":
             return f"{self.step}: up to date ({self.total} items) -> {self.output}"
         if self.status == "dry run":
+            replaces = f" (replacing the output: {', '.join(self.changed)})" if self.changed else ""
             return (f"{self.step}: would process {len(self.todo)} of {self.total} items, reuse {self.reused}, "
-                    f"remove {self.removed} stale -> {self.output}")
+                    f"remove {self.removed} stale -> {self.output}{replaces}")
         return (f"{self.step}: {self.total} items, {self.processed} processed, {self.reused} reused, "
                 f"{self.removed} stale removed ({self.elapsed:.1f} s) -> {self.output}")
 
@@ -397,6 +399,9 @@ def run_step(
     ledger = ledger if ledger is not None else Journal(state)
     old_fp, done = ledger.load()
     fresh = force or (old_fp is not None and old_fp != p_fp)
+    if fresh and not force:
+        report.changed = changed_params(_previous_params(state, manifest), step.params)
+    replaced = len(done) if fresh else 0
     if fresh:
         done_outputs = [o for _, outs in done.values() for o in outs]
         done = {}
@@ -418,6 +423,9 @@ def run_step(
     output.mkdir(parents=True, exist_ok=True)
     _remove_torn_files(output)
     if fresh:
+        if report.changed:
+            log.info("%s: %s was made with other parameters (%s): replacing its %d item(s)", step.name, output,
+                     ", ".join(report.changed), replaced)
         _remove_outputs(output, done_outputs)
         ledger.reset(p_fp)
     if stale:
@@ -463,6 +471,45 @@ def run_step(
         "format_version": FORMAT_VERSION,
     })
     return report
+
+
+def changed_params(old: dict | None, new: dict) -> list[str]:
+    """``["name: old -> new", ...]`` for every parameter that differs (nested keys joined with dots).
+
+    ``old`` None (the earlier parameters are not on record) gives ``["parameters changed"]``.
+
+    >>> changed_params({"scale": 2, "opts": {"mod": 0}}, {"scale": 3, "opts": {"mod": 12}, "level": 1})
+    ['level: (none) -> 1', 'opts.mod: 0 -> 12', 'scale: 2 -> 3']
+    """
+    if old is None:
+        return ["parameters changed"]
+
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict) and v:
+                out.update(flat(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v
+        return out
+
+    a, b = flat(old), flat(new)
+
+    def show(d, k):
+        return json.dumps(d[k], default=str) if k in d else "(none)"
+
+    return [f"{k}: {show(a, k)} -> {show(b, k)}" for k in sorted(set(a) | set(b)) if a.get(k, a) != b.get(k, b)]
+
+
+def _previous_params(state: Path, manifest: dict | None) -> dict | None:
+    """The parameters the output on disk was made with: its manifest's, else the journal's last run."""
+    if manifest is not None:
+        return manifest.get("params")
+    params = None
+    for rec in Journal(state).records():
+        if "run" in rec:
+            params = rec["run"].get("params", params)
+    return params
 
 
 def _progress(total: int, desc: str, unit: str, enabled: bool):

@@ -4,7 +4,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import numpy as np
+import pytest
 
 from srprep import __version__
 from srprep.cli import main
@@ -44,7 +46,8 @@ def test_modcrop_end_to_end_is_cached(samples, tmp_path, capsys):
     assert "up to date" in capsys.readouterr().out
     assert main(["status", tmp_path]) == 0
     out = capsys.readouterr().out
-    assert "modcrop complete" in out and '"scale":3' in out
+    assert "modcrop complete" in out
+    assert "\n    png_level 1  scale 3\n" in out and "{" not in out  # name value pairs, not JSON
 
 
 def test_errors_are_one_line_naming_the_file(tmp_path):
@@ -58,6 +61,21 @@ def test_errors_are_one_line_naming_the_file(tmp_path):
     assert "Traceback" not in err
     code, _, err = srprep("--verbose", "modcrop", bad, tmp_path / "dst", "--scale", "2", check=False)
     assert code == 1 and "Traceback" in err
+
+
+@pytest.mark.parametrize("raised", [KeyboardInterrupt, click.exceptions.Abort])
+def test_ctrl_c_says_how_to_resume(samples, tmp_path, monkeypatch, capsys, raised):
+    import srprep.cli.modcrop as modcrop_cli
+
+    def interrupted(*args, **kwargs):
+        raise raised()
+
+    monkeypatch.setattr(modcrop_cli, "modcrop", interrupted)
+    assert main(["modcrop", samples / "set5", tmp_path / "out", "--scale", "2"]) == 130
+    assert "run the same command again to resume" in capsys.readouterr().err
+    monkeypatch.setattr("srprep.train.train", interrupted)
+    assert main(["train", "-c", REPO / "configs/tiny_cpu.yaml", "--run-dir", tmp_path / "run"]) == 130
+    assert "same command and --resume auto" in capsys.readouterr().err
 
 
 def test_image_smaller_than_scale(tmp_path):

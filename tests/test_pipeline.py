@@ -51,6 +51,8 @@ def test_steps_are_cached_and_a_change_reruns_exactly_the_downstream(tmp_path, c
     t0 = time.perf_counter()
     assert run(capsys, p, "--workdir", wd) == {"lr": "up to date", "crop": "up to date", "lr2": "up to date"}
     assert time.perf_counter() - t0 < 0.1 * first
+    assert main(["run", str(p), "--workdir", str(wd), "--set", "crop.scale=2", "--dry-run"]) == 0
+    assert "[crop] would run (--scale 4 -> 2)" in capsys.readouterr().out  # says which option changed
     assert run(capsys, p, "--workdir", wd, "--set", "crop.scale=2") == {
         "lr": "up to date", "crop": "done", "lr2": "done"}
     assert run(capsys, p, "--workdir", wd, "--set", "lr2.scale=[4]", "--set", "crop.scale=2") == {
@@ -137,11 +139,32 @@ def test_bad_pipelines_are_refused(tmp_path, change, message):
 
 def test_graph_text_and_png(tmp_path, capsys):
     p = write(tmp_path, CHAIN)
-    assert main(["run", str(p), "--graph", "--graph-png", str(tmp_path / "g.png")]) == 0
+    assert main(["run", str(p), "--graph", "--graph-png", str(tmp_path / "g.png"),
+                 "--graph-dot", str(tmp_path / "g.dot")]) == 0
     out = capsys.readouterr().out
     assert "crop [modcrop] <- lr" in out and "lr2 [downsample] <- crop" in out
     from srprep.io.images import read_image
     assert read_image(tmp_path / "g.png").shape[0] > 100
+    dot = (tmp_path / "g.dot").read_text()
+    assert dot.startswith("digraph pipeline {") and '"lr" -> "crop";' in dot and '"crop" -> "lr2";' in dot
+    assert '"lr2" [label=<<b>lr2</b><br/><font point-size="10">downsample</font>>];' in dot
+
+
+def test_graph_rendered_by_graphviz(tmp_path, capsys):
+    from srprep.io.graphviz import dot_available
+
+    if not dot_available():
+        assert main(["run", str(write(tmp_path, CHAIN)), "--graph", "--graph-svg", str(tmp_path / "g.svg")]) == 1
+        assert "needs Graphviz's dot program" in capsys.readouterr().err
+        pytest.skip("Graphviz's dot is not installed (apt-get install graphviz)")
+    p = write(tmp_path, CHAIN)
+    assert main(["run", str(p), "--graph", "--graph-png", str(tmp_path / "g.png"),
+                 "--graph-svg", str(tmp_path / "g.svg")]) == 0
+    svg = (tmp_path / "g.svg").read_text()
+    assert "<svg" in svg and all(f">{name}</text>" in svg for name in ("lr", "crop", "lr2"))
+    from srprep.io.images import read_image
+    img = read_image(tmp_path / "g.png")  # three boxes in a column: taller than wide
+    assert img.shape[0] > img.shape[1] > 50 and (img < 128).any()
 
 
 @pytest.fixture

@@ -68,6 +68,19 @@ def test_parameter_change_redoes_every_item(tmp_path):
     assert outputs(tmp_path) == {"a.txt": "1?", "b.txt": "2?"}
 
 
+def test_parameter_change_says_which_parameter_changed_before_replacing(tmp_path, caplog):
+    run(tmp_path, {"a": 1, "b": 2})
+    rep = run(tmp_path, {"a": 1, "b": 2}, suffix="?", dry_run=True)
+    assert rep.changed == ['suffix: "!" -> "?"'] and 'replacing the output: suffix: "!" -> "?"' in rep.summary()
+    with caplog.at_level("INFO", logger="srprep.runner"):
+        rep = run(tmp_path, {"a": 1, "b": 2}, suffix="?")
+    assert 'made with other parameters (suffix: "!" -> "?"): replacing its 2 item(s)' in caplog.text
+    # an interrupted run (journal only, no manifest) is compared with the parameters it was started with
+    (tmp_path / "out/.srprep/manifest.json").unlink()
+    assert run(tmp_path, {"a": 1, "b": 2}, suffix="%", dry_run=True).changed == ['suffix: "?" -> "%"']
+    assert run(tmp_path, {"a": 1, "b": 2}, suffix="%", force=True).changed == []  # --force: nothing to explain
+
+
 def test_changed_input_redoes_only_that_item_and_stale_items_are_removed(tmp_path):
     run(tmp_path, {"a": 1, "b": 2, "c": 3})
     rep = run(tmp_path, {"a": 1, "b": 20, "d": 4})

@@ -12,6 +12,9 @@ Recognised containers (detected from the file's content, not its name):
   ``_orig_mod.`` (torch.compile) prefixes stripped;
 * ``.safetensors`` files (needs the optional ``safetensors`` package).
 
+Architectures srprep has no code for load through the optional spandrel backend
+(:mod:`srprep.models.spandrel_backend`), from the same safely read tensors.
+
 Pickled files are always read with ``torch.load(..., weights_only=True)``, which cannot run code from the file;
 a checkpoint that pickles other objects is refused unless the caller passes ``trust_checkpoint=True``
 (``--trust-checkpoint`` on the command line).
@@ -34,6 +37,7 @@ from torch import nn
 
 from srprep.errors import SrprepError
 from srprep.models import layouts
+from srprep.models import spandrel_backend
 from srprep.models.registry import create_model, get_entry, iter_entries
 
 log = logging.getLogger(__name__)
@@ -285,8 +289,11 @@ def load_pretrained(
 
     arch_name = arch or meta.get("arch")
     if arch_name is None:
-        arch_name, found_scale, kwargs = infer_architecture(state)
-    else:
+        try:
+            arch_name, found_scale, kwargs = infer_architecture(state)
+        except SrprepError as unknown:  # no srprep architecture knows the keys: the optional spandrel backend may
+            arch_name = spandrel_backend.recognise(state, unknown)
+    elif not spandrel_backend.is_spandrel_arch(arch_name):
         entry = get_entry(arch_name)
         arch_name = entry.name
         config = entry.infer(state) if entry.infer is not None else None
@@ -296,6 +303,11 @@ def load_pretrained(
             kwargs = config
         else:
             found_scale, kwargs = None, {}
+    if spandrel_backend.is_spandrel_arch(arch_name):
+        model, arch_name, built_scale = spandrel_backend.build(state, arch_name, scale, path)
+        return model.to(device).eval(), PretrainedInfo(
+            arch=arch_name, scale=built_scale, kwargs={}, source_format=fmt, sha256=file_sha256(path),
+            path=str(path), stripped_prefix=stripped)
     if meta.get("kwargs"):
         kwargs = {**kwargs, **meta["kwargs"]}
     if found_scale is None:

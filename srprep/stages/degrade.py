@@ -666,12 +666,21 @@ def _write_sheet(dst: Path, kind: str, store: FolderStore, report: DegradeReport
         suffix = _lr_suffix(scale, _naming(opts, "realesrgan"))
         # the original, not the sharpened HR, so the sheet shows what the pipeline did to the photo
         hr = modcrop(images.read_image(store.path(key)), scale)
-        tiles = [(f"copy {k}", _reader(dst / "LR" / f"{_copy_key(key, k)}{suffix}.png"))
+        tiles = [(_copy_label(dst / "LR" / f"{_copy_key(key, k)}{suffix}.json"),
+                  _reader(dst / "LR" / f"{_copy_key(key, k)}{suffix}.png"))
                  for k in range(min(opts.copies, SHEET_COPIES))]
     # realesrgan: one row (at most five tiles); reflash: the default 3 x 3 grid
     columns = len(tiles) + 1 if kind == "realesrgan" else None
     images.write_image(path, degradation_sheet(hr, tiles, scale=scale, columns=columns))
     return path
+
+
+def _copy_label(record_path: Path) -> str:
+    """"copy K" and what was drawn for it (from its parameter record), for the sheet."""
+    from ..ops.degrade.params import DegradationParams, describe_params
+
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    return f"copy {record['copy']} ({record['key']})\n" + describe_params(DegradationParams.from_dict(record["params"]))
 
 
 def _reader(path: Path):

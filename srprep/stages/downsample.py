@@ -6,6 +6,9 @@ Layout written (EDSR/DIV2K naming, the layout every later step reads)::
     DST/X2/<key>x2.png        imresize(modcrop(HR, 2), 1/2, 'bicubic')
     DST/X3/<key>x3.png        ...
 
+With ``layout="basicsr"`` (BasicSR's test sets, made by its ``generate_bicubic_img.m``) the folders are
+``DST/GTmod12/<key>.png`` (HR cropped to a multiple of ``mod``) and ``DST/LRbicx4/<key>.png``.
+
 Each output folder is its own cached step, so adding ``--scale 8`` to an earlier run computes only X8,
 and switching ``--im2double`` redoes the LR folders but not HR. The HR of a pair is the HR image cropped
 to ``LR size * s`` from the top left (which is ``modcrop(HR, s)``), the benchmark convention.
@@ -175,9 +178,27 @@ def scale_dir_name(scale: float) -> str:
     return "X" + scale_suffix(scale)[1:]
 
 
+LAYOUTS = ("div2k", "basicsr")
+
+
+def layout_dirs(layout: str, opts: DownsampleOptions, scales: list[float]) -> tuple[str, list[str]]:
+    """Folder names of a layout: (HR folder, one LR folder per scale).
+
+    >>> layout_dirs("div2k", DownsampleOptions(), [2, 4]), layout_dirs("basicsr", DownsampleOptions(mod=12), [4])
+    (('HR', ['X2', 'X4']), ('GTmod12', ['LRbicx4']))
+    """
+    if layout == "div2k":
+        return "HR", [scale_dir_name(s) for s in scales]
+    if layout == "basicsr":
+        if not opts.mod:
+            raise OptionError("layout basicsr names the HR folder GTmod<N>: give --mod N (BasicSR used 12)")
+        return f"GTmod{opts.mod}", [f"LRbicx{s:g}" for s in scales]
+    raise OptionError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
+
+
 def downsample(src: str | Path, dst: str | Path, scales: list[float], *, opts: DownsampleOptions = DownsampleOptions(),
                write_hr: bool = True, device: str = "cpu", batch: int = 8, pipelined: bool | None = None,
-               jobs: int | None = None, force: bool = False, dry_run: bool = False,
+               layout: str = "div2k", jobs: int | None = None, force: bool = False, dry_run: bool = False,
                progress: bool = True) -> list[StepReport]:
     """Write MATLAB-bicubic LR images of every image in ``src`` for each scale (see the module docstring).
 
@@ -193,6 +214,8 @@ def downsample(src: str | Path, dst: str | Path, scales: list[float], *, opts: D
         batch: most images per device batch (``device`` other than cpu).
         pipelined: the device path (default: whenever ``device`` is not cpu); True with "cpu" runs it with
             the CPU as torch device (same bytes, for checking it where there is no GPU).
+        layout: folder names: "div2k" (``HR``, ``X2``...) or "basicsr" (``GTmod<mod>``, ``LRbicx2``...; needs
+            ``opts.mod``; BasicSR names LR files like their HR, so use ``naming="same"`` with it).
     Returns:
         One :class:`StepReport` per output folder (HR first).
     """
@@ -207,6 +230,7 @@ def downsample(src: str | Path, dst: str | Path, scales: list[float], *, opts: D
         raise OptionError(f"scale given twice: {scales}")
     if not scales:
         raise OptionError("at least one --scale is needed")
+    hr_dir, lr_dirs = layout_dirs(layout, opts, scales)
     devices = resolve_devices(device)
     # Absolute: worker processes are reused across calls and keep their own working directory.
     dst = Path(dst).resolve()
@@ -216,15 +240,15 @@ def downsample(src: str | Path, dst: str | Path, scales: list[float], *, opts: D
     run = functools.partial(run_step, force=force, dry_run=dry_run, progress=progress, unit="img")
     reports = []
     if write_hr:
-        out = dst / "HR"
-        step = Step("downsample:HR", out, {"mod": opts.mod, "png_level": opts.png_level}, src_id)
+        out = dst / hr_dir
+        step = Step(f"downsample:{hr_dir}", out, {"mod": opts.mod, "png_level": opts.png_level}, src_id)
         reports.append(run(step, items, functools.partial(_hr_one, opts=opts, out=str(out)), jobs=jobs))
     # One process per core already: the compiled kernel then runs single-threaded in each.
     threads = 1 if (jobs or default_jobs()) > 1 else None
-    for s in scales:
-        out = dst / scale_dir_name(s)
+    for s, lr_dir in zip(scales, lr_dirs):
+        out = dst / lr_dir
         params = {"scale": s, **{k: v for k, v in opts.__dict__.items()}}
-        step = Step(f"downsample:{scale_dir_name(s)}", out, params, src_id)
+        step = Step(f"downsample:{lr_dir}", out, params, src_id)
         if not (pipelined if pipelined is not None else devices != ["cpu"]):
             worker = functools.partial(_lr_one, scale=s, opts=opts, out=str(out), threads=threads)
             reports.append(run(step, items, worker, jobs=jobs))

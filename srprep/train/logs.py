@@ -1,11 +1,13 @@
 """What a run writes as it goes: CSV logs, optional TensorBoard events, PNG curves and validation crops.
 
+``RUN/train.log``  the run's log lines (progress with ETA, validation, warnings), with times; appended on resume
 ``RUN/train.csv``  step, loss, lr, eco_alpha, skipped (steps skipped since the last row), steps_per_s, elapsed_s
 ``RUN/val.csv``    step, psnr, ssim, bicubic_psnr, bicubic_ssim, best_psnr
 ``RUN/curves.png`` training loss (log scale) and validation PSNR against the step, bicubic as a reference line
+                   (matplotlib when the ``plots`` extra is installed, else a plainer OpenCV drawing)
 ``RUN/val_crops.png`` bicubic | SR | HR crops of the first validation images at the latest validation
-``RUN/tb/``        TensorBoard events, only when the ``tensorboard`` package is importable (it is not a
-                   dependency of srprep: its wheel requires Pillow, which would replace pillow-simd)
+``RUN/tb/``        TensorBoard events, when the ``tensorboard`` extra is installed (it requires plain Pillow;
+                   ``scripts/setup.sh`` installs it and puts pillow-simd back)
 
 On resume, rows after the checkpoint's step are dropped so the logs read as one uninterrupted run.
 """
@@ -21,7 +23,7 @@ from typing import Optional
 import numpy as np
 
 from srprep.io.images import write_image
-from srprep.ops.plot import line_plot, stack_images
+from srprep.ops.figures import Panel, line_panels
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ class RunLog:
             elif not path.is_file() or resume_step is None:
                 with open(path, "w", newline="", encoding="utf-8") as fh:
                     csv.writer(fh).writerow(columns)
+        self._text = _attach_text_log(self.run_dir / "train.log")
         self.tb = None
         if tensorboard:
             try:
@@ -94,21 +97,22 @@ class RunLog:
                 self.tb.add_scalar(f"val/{k}", values[k], values["step"])
 
     def write_curves(self) -> Path:
-        """Draw ``curves.png`` from the CSV files (loss on a log scale; PSNR with the bicubic line)."""
+        """Draw ``curves.png`` from the CSV files (loss on a log scale; PSNR with the bicubic line), with
+        matplotlib when installed (:func:`srprep.ops.figures.line_panels`)."""
         train, val = read_csv(self.train_path), read_csv(self.val_path)
-        plots = []
+        panels = []
         if train:
             steps = [r["step"] for r in train]
-            plots.append(line_plot({"loss": (steps, [r["loss"] for r in train])}, title="training loss",
-                                   xlabel="step", log_y=True))
+            panels.append(Panel({"loss": (steps, [r["loss"] for r in train])}, title="training loss",
+                                xlabel="step", ylabel="loss", log_y=True))
         if val:
             steps = [r["step"] for r in val]
             ref = {"bicubic": val[-1]["bicubic_psnr"]} if math.isfinite(val[-1]["bicubic_psnr"]) else {}
-            plots.append(line_plot({"PSNR (Y)": (steps, [r["psnr"] for r in val])}, title="validation PSNR",
-                                   xlabel="step", ylabel="dB", hlines=ref))
+            panels.append(Panel({"PSNR (Y)": (steps, [r["psnr"] for r in val])}, title="validation PSNR",
+                                xlabel="step", ylabel="dB", hlines=ref))
         path = self.run_dir / "curves.png"
-        if plots:
-            write_image(path, stack_images(plots, gap=6))
+        if panels:
+            write_image(path, line_panels(panels))
         return path
 
     def write_image(self, name: str, img: np.ndarray) -> Path:
@@ -125,6 +129,27 @@ class RunLog:
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
+        _detach_text_log(*self._text)
+
+
+def _attach_text_log(path: Path) -> tuple[logging.Handler, int]:
+    """Copy srprep's log records (INFO and up, whatever the console shows) into ``path`` until detached."""
+    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    logger = logging.getLogger("srprep")
+    level = logger.level
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)  # the console handler keeps its own level (see srprep.cli)
+    logger.addHandler(handler)
+    return handler, level
+
+
+def _detach_text_log(handler: logging.Handler, level: int) -> None:
+    logger = logging.getLogger("srprep")
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+    handler.close()
 
 
 def _fmt(v) -> str:

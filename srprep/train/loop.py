@@ -111,6 +111,20 @@ def _inputs(batch: dict, cfg: Config, step: int, host: torch.Generator, devgen: 
     return lr.contiguous(memory_format=fmt), hr.contiguous(memory_format=fmt), alpha
 
 
+def format_eta(seconds: float) -> str:
+    """``"1h02m"``, ``"3m05s"``, ``"42s"``; ``"?"`` when unknown (training time only: validation adds to it).
+
+    >>> format_eta(3725), format_eta(185), format_eta(42.4), format_eta(float("inf"))
+    ('1h02m', '3m05s', '42s', '?')
+    """
+    if not math.isfinite(seconds):
+        return "?"
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
 def _save_state(run_dir: Path, step: int, model, ema, optimizer, schedule, last_loss, best, cfg, info,
                 pool: Optional[PairPool]) -> Path:
     path = ckpt.save_state(ckpt.checkpoint_path(run_dir, step), {
@@ -258,8 +272,10 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
                 if runlog is not None:
                     runlog.train_row(step=done, loss=mean_loss, lr=rate, eco_alpha=alpha, skipped=int(skipped),
                                      steps_per_s=(done - since) / max(seconds, 1e-9), elapsed_s=seconds)
-                say("step %d/%d  loss %.5f  lr %.3g%s  %.2f steps/s", done, cfg.train.iters, mean_loss, rate,
-                    "" if math.isnan(alpha) else f"  eco alpha {alpha:.3f}", (done - since) / max(seconds, 1e-9))
+                speed = timed[0] / timed[1] if timed[1] > 0 else (done - since) / max(seconds, 1e-9)
+                say("step %d/%d  loss %.5f  lr %.3g%s  %.2f steps/s  ETA %s", done, cfg.train.iters, mean_loss, rate,
+                    "" if math.isnan(alpha) else f"  eco alpha {alpha:.3f}", (done - since) / max(seconds, 1e-9),
+                    format_eta((total - done) / speed if speed > 0 else math.inf))
                 loss_sum.zero_()
                 skipped.zero_()
                 since = done

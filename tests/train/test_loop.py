@@ -1,4 +1,5 @@
 """The training loop end to end on the CPU: learns, resumes bit for bit, ECO on and off, degradation, CLI."""
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ TINY = REPO / "configs" / "tiny_cpu.yaml"
 FAST = ["train.cpu_threads=1", "train.tensorboard=false"]
 
 
-def test_tiny_config_trains_from_a_packed_store_and_beats_bicubic(kodak_lmdb, tmp_path):
+def test_tiny_config_trains_from_a_packed_store_and_beats_bicubic(kodak_lmdb, tmp_path, capsys):
     cfg = load_config(TINY, [f"data.root={kodak_lmdb}", "val.every=150", *FAST])
     result = train(cfg, tmp_path / "run")
     assert result.steps == 300 and not result.stopped_early
@@ -28,6 +29,15 @@ def test_tiny_config_trains_from_a_packed_store_and_beats_bicubic(kodak_lmdb, tm
     val = read_csv(run / "val.csv")
     assert [r["step"] for r in val] == [150, 300] and val[-1]["best_psnr"] == pytest.approx(result.best_psnr, abs=1e-3)
     assert len(read_csv(run / "train.csv")) == 12
+    log = (run / "train.log").read_text()  # the run's own text log: progress with an ETA, validation
+    assert "step 300/300" in log and "ETA 0s" in log and "validation at step 150: PSNR" in log
+    assert len(re.findall(r"ETA (\d+m)?\d+s", log)) == 12
+    # srprep status shows the run: step, best PSNR, last checkpoint
+    assert main(["status", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{run}: training edsr x2, step 300 of 300 (finished" in out
+    assert f"best PSNR {result.best_psnr:.3f} dB at step" in out and "last checkpoint " in out
+    assert "step_0000300.pt" in out
     # best.pt is an ordinary srprep checkpoint: the network and its config come back
     model, info = load_pretrained(run / "best.pt")
     assert info.arch == "edsr" and info.scale == 2 and info.kwargs["num_blocks"] == 2
