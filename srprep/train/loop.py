@@ -35,6 +35,7 @@ from .eco import eco_alpha, eco_mix, eco_schedule_plot
 from .logs import RunLog
 from .losses import build_loss
 from .optim import LrSchedule, ModelEma, build_optimizer, clip_gradients
+from .tensorboard import open_tensorboard
 from .validate import Validator, validation_keys
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
 
     Args:
         cfg: a checked :class:`~srprep.train.config.Config`.
-        run_dir: output folder (config.yaml, logs, PNGs, checkpoints/, best.pt, last.pt).
+        run_dir: output folder (config.yaml, logs, PNGs, tb/, checkpoints/, best.pt, last.pt).
         resume: ``"auto"`` (latest checkpoint in ``run_dir``, or a fresh start if none) or a checkpoint path.
         stop_at: stop after this many steps (a checkpoint is written), as an interruption would.
         device: overrides ``cfg.train.device``.
@@ -172,10 +173,11 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
     bf16 = cfg.train.precision == "bf16" or (cfg.train.precision == "auto" and dev.type == "cuda")
     params = [p for p in model.parameters() if p.requires_grad]
 
-    runlog = None
+    runlog = tb = None
     if info.is_main:
         save_config(cfg, run_dir / "config.yaml")
-        runlog = RunLog(run_dir, resume_step=start if state else None, tensorboard=cfg.train.tensorboard)
+        runlog = RunLog(run_dir, resume_step=start if state else None)
+        tb = open_tensorboard(run_dir, resume_step=start if state else None) if cfg.train.tensorboard else None
         if cfg.eco.enabled:
             runlog.write_image("eco_schedule.png", eco_schedule_plot(cfg.eco.shift))
     loader = make_loader(dataset, batch=cfg.data.batch, start_step=start, rank=info.rank, world=info.world,
@@ -183,6 +185,7 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
     prefetch = Prefetcher(loader, dev)
     host_gen, dev_gen = torch.Generator(), torch.Generator(device=dev)
     loss_sum = torch.zeros((), device=dev)
+    term_sum = torch.zeros(len(loss_fn.names), device=dev)
     skipped = torch.zeros((), device=dev)
     timed = [0, 0.0]  # steps and seconds counted for the throughput (after the first log interval)
     last_psnr = math.nan
@@ -204,7 +207,7 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
             rate = schedule.apply(step)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
                 sr = net(lr)
-            loss = loss_fn(sr, hr)
+            loss, terms = loss_fn.terms(sr, hr)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             clip_gradients(params, cfg.train.grad_clip_mode, cfg.train.grad_clip)
@@ -218,11 +221,13 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
             if ema is not None:
                 ema.update(model, step)
             loss_sum += loss.detach()
+            term_sum += terms.detach()
             done = step + 1
 
             if done % cfg.train.log_every == 0 or done == total:
                 # the one host sync, every log_every steps (the mean over processes under torchrun)
                 mean_loss = float(all_reduce_mean(loss_sum, info)) / (done - since)
+                mean_terms = (all_reduce_mean(term_sum, info) / (done - since)).tolist()  # every process joins
                 seconds = time.perf_counter() - tick
                 if since > start or done == total:
                     timed[0] += done - since
@@ -230,9 +235,14 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
                 if runlog is not None:
                     runlog.train_row(step=done, loss=mean_loss, lr=rate, eco_alpha=alpha, skipped=int(skipped),
                                      steps_per_s=(done - since) / max(seconds, 1e-9), elapsed_s=seconds)
+                if tb is not None:
+                    tb.scalars(done, {"train/loss": mean_loss, "train/lr": rate, "train/eco_alpha": alpha,
+                                      "train/steps_per_s": (done - since) / max(seconds, 1e-9),
+                                      **{f"train/loss/{n}": v for n, v in zip(loss_fn.names, mean_terms)}})
                 say("step %d/%d  loss %.5f  lr %.3g%s  %.2f steps/s", done, cfg.train.iters, mean_loss, rate,
                     "" if math.isnan(alpha) else f"  eco alpha {alpha:.3f}", (done - since) / max(seconds, 1e-9))
                 loss_sum.zero_()
+                term_sum.zero_()
                 skipped.zero_()
                 since = done
             if cfg.val.every > 0 and (done % cfg.val.every == 0 or done == cfg.train.iters) and validator is None:
@@ -249,6 +259,10 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
                                bicubic_ssim=validator.bicubic_ssim, best_psnr=best[0])
                 if res["sheet"] is not None:
                     runlog.write_image("val_crops.png", res["sheet"])
+                if tb is not None:
+                    tb.scalars(done, {"val/psnr": res["psnr"], "val/ssim": res["ssim"]})
+                    if res["sheet"] is not None:
+                        tb.image("val/crops", res["sheet"], done)
                 runlog.write_curves()
                 log.info("validation at step %d: PSNR %.3f dB, SSIM %.4f (bicubic %.3f dB; best %.3f at %d)", done,
                          res["psnr"], res["ssim"], validator.bicubic_psnr, best[0], best[1])
@@ -266,8 +280,8 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
             log.warning("interrupted at step %d; state saved to %s: continue with --resume auto", done, path)
         raise
     finally:
-        if runlog is not None:
-            runlog.close()
+        if tb is not None:
+            tb.close()
         shutdown(info)
 
     last_path = None
