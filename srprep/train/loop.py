@@ -32,6 +32,7 @@ from .config import Config, config_to_dict, save_config
 from .data import Prefetcher, build_dataset, make_loader, nchw, to_unit_float
 from .distributed import all_reduce_mean, barrier, init_distributed, shutdown
 from .eco import eco_alpha, eco_mix, eco_schedule_plot
+from .finetune import WeightsReport, load_matching, resolve_pretrained
 from .logs import RunLog
 from .losses import build_loss
 from .optim import LrSchedule, ModelEma, build_optimizer, clip_gradients
@@ -59,6 +60,8 @@ class TrainResult:
     steps_per_s: float  # training throughput, validation and checkpoint time excluded
     stopped_early: bool
     main_process: bool = True  # False in the other processes of a torchrun launch
+    config: Optional[Config] = None  # the config the run used (model.* filled in from model.pretrained)
+    init: Optional[WeightsReport] = None  # what model.pretrained gave (None without it, or when resuming)
 
 
 def step_seeds(seed: int, step: int, rank: int) -> list[int]:
@@ -105,7 +108,7 @@ def _save_state(run_dir: Path, step: int, model, ema, optimizer, schedule, last_
 
 
 def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, stop_at: Optional[int] = None,
-          device: Optional[str] = None) -> TrainResult:
+          device: Optional[str] = None, trust_checkpoint: bool = False) -> TrainResult:
     """Train ``cfg.model`` as configured, writing everything under ``run_dir``.
 
     Args:
@@ -114,10 +117,12 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
         resume: ``"auto"`` (latest checkpoint in ``run_dir``, or a fresh start if none) or a checkpoint path.
         stop_at: stop after this many steps (a checkpoint is written), as an interruption would.
         device: overrides ``cfg.train.device``.
+        trust_checkpoint: let ``model.pretrained`` be a checkpoint that pickles Python objects (runs its code).
 
     Raises:
         SrprepError: bad data or options (see :func:`srprep.train.data.build_dataset`), a run folder that
-        already has checkpoints when not resuming, a checkpoint of another network.
+        already has checkpoints when not resuming, a checkpoint of another network, a ``model.pretrained``
+        that cannot be read or does not fit (see :mod:`srprep.train.finetune`).
     """
     run_dir = Path(run_dir)
     info, dev = init_distributed(device or cfg.train.device)
@@ -129,15 +134,19 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
         path = ckpt.latest_checkpoint(run_dir) if resume == "auto" else Path(resume)
         if path is not None:
             state = ckpt.load_state(path)
-            if state["config"]["model"] != config_to_dict(cfg)["model"]:
-                raise SrprepError(f"{path}: the checkpoint is of model {state['config']['model']}, the config asks "
-                                  f"for {config_to_dict(cfg)['model']}")
-            say("resuming from %s (step %d)", path, state["step"])
         else:
             say("no checkpoint in %s: starting from step 0", run_dir)
     elif ckpt.list_checkpoints(run_dir):
         raise SrprepError(f"{run_dir}: already holds checkpoints; continue with --resume auto, or choose another "
                           f"--run-dir")
+    # model.pretrained: the network's name, scale and options may come from the file; its weights only matter
+    # for a fresh start (a resumed run has its own)
+    cfg, source = resolve_pretrained(cfg, trust_checkpoint=trust_checkpoint, need_weights=state is None)
+    if state:
+        if state["config"]["model"] != config_to_dict(cfg)["model"]:
+            raise SrprepError(f"{path}: the checkpoint is of model {state['config']['model']}, the config asks "
+                              f"for {config_to_dict(cfg)['model']}")
+        say("resuming from %s (step %d)", path, state["step"])
     start = int(state["step"]) if state else 0
     saved = state["sampler"] if state else None
     if saved and (saved["world"], saved["batch"], saved["seed"]) != (info.world, cfg.data.batch, cfg.train.seed):
@@ -148,7 +157,9 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
     dataset = build_dataset(cfg, holdout=validation_keys(cfg) or ())
     validator = Validator(cfg) if info.is_main and cfg.val.every > 0 else None
     torch.manual_seed(cfg.train.seed)  # the same initial weights for the same seed
-    model = create_model(cfg.model.name, scale=cfg.model.scale, **cfg.model.kwargs).to(dev)
+    model = create_model(cfg.model.name, scale=cfg.model.scale, **cfg.model.kwargs)
+    init = load_matching(model, source, strict=cfg.model.strict) if source is not None else None
+    model = model.to(dev)
     channels_last = cfg.train.channels_last if cfg.train.channels_last is not None else dev.type == "cuda"
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
@@ -293,4 +304,4 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
                        last_psnr=last_psnr, best_checkpoint=best_path if best_path.is_file() else None,
                        last_checkpoint=last_path, state_checkpoint=state_path,
                        steps_per_s=timed[0] / timed[1] if timed[1] > 0 else math.nan,
-                       stopped_early=done < cfg.train.iters, main_process=info.is_main)
+                       stopped_early=done < cfg.train.iters, main_process=info.is_main, config=cfg, init=init)
