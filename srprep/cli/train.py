@@ -114,8 +114,6 @@ def train_cmd(ctx, config_path, overrides, run_dir, resume, device, trust_checkp
     cfg = result.config
     speed = f" ({result.steps_per_s:.2f} steps/s)" if result.steps_per_s == result.steps_per_s else ""
     click.echo(f"trained {cfg.model.name} x{cfg.model.scale} for {result.steps} steps in {result.run_dir}{speed}")
-    if result.init is not None:
-        click.echo(result.init.summary())
     if result.best_psnr == result.best_psnr:
         click.echo(f"best PSNR {result.best_psnr:.3f} dB (Y, border {cfg.model.scale}) at step {result.best_step}; "
                    f"bicubic {result.bicubic_psnr:.3f} dB; last {result.last_psnr:.3f} dB")

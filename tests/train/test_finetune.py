@@ -143,4 +143,4 @@ def test_a_pickled_checkpoint_runs_no_code_without_trust(kodak_x2, tmp_path, cap
     assert main([*args, "--run-dir", tmp_path / "trusted", "--trust-checkpoint"]) == 0
     assert marker.exists()
     n = len(net.state_dict())
-    assert f"initialised {n} of {n} tensors from {tmp_path / 'evil.pt'}" in capsys.readouterr().out
+    assert f"initialised {n} of {n} tensors from {tmp_path / 'evil.pt'}" in capsys.readouterr().err
