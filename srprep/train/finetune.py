@@ -58,7 +58,7 @@ class WeightsReport:
         return [r.split(" ", 1)[0] for r in self.reshaped] + self.missing
 
     def summary(self) -> str:
-        """One line for the log and the command's summary."""
+        """One line for the log."""
         line = f"initialised {self.loaded} of {self.total} tensors from {self.path} (sha256 {self.sha256[:12]})"
         if self.reshaped:
             line += f"; shape differs, left as initialised: {', '.join(self.reshaped)}"
