@@ -54,7 +54,7 @@ def train_cmd(ctx, config_path, overrides, run_dir, resume, device, trust_checkp
       srprep downsample srprep/samples/kodak DATA --scale 2
       srprep train -c configs/tiny_cpu.yaml
       srprep train -c configs/edsr_x2_eco.yaml train.iters=1000 data.batch=16
-      srprep train -c configs/tiny_cpu.yaml model.name=null model.pretrained=IMDN_x2.pth optim.lr=1e-6
+      srprep train -c configs/tiny_cpu.yaml model.name=null model.kwargs={} model.pretrained=IMDN_x2.pth optim.lr=1e-5
       srprep train -c configs/tiny_cpu.yaml model.scale=3 model.pretrained=runs/x2/best.pt model.strict=false
       srprep train -c configs/tiny_cpu.yaml model.name=examples/tiny_espcn.py:TinyESPCN model.kwargs={}
       srprep train --resume auto --run-dir runs/edsr_x2_eco
