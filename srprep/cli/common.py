@@ -99,7 +99,9 @@ def model_options(fn):
     fn = click.option("-s", "--scale", type=click.IntRange(min=1), default=None,
                       help="Upscaling factor (default: what the weights are for; a different one is an error).")(fn)
     fn = click.option("--arch", default=None,
-                      help="Architecture name (default: recognised from the checkpoint's keys), e.g. edsr, imdn.")(fn)
+                      help="Architecture name (default: recognised from the checkpoint's keys), e.g. edsr, imdn; or "
+                           "your own network, package.module:Class or path/to/file.py:Class (imports and runs "
+                           "that code).")(fn)
     fn = click.option("-m", "--model", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
                       help="Pretrained checkpoint (.pth/.pt/.safetensors: BasicSR, EDSR-PyTorch, srprep).")(fn)
     return fn

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-import torch
 from torch import nn
 
 from srprep.errors import SrprepError

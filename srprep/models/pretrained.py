@@ -39,6 +39,7 @@ from srprep.errors import SrprepError
 from srprep.models import layouts
 from srprep.models import spandrel_backend
 from srprep.models.registry import create_model, get_entry, iter_entries
+from srprep.models.user import is_user_spec
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +255,9 @@ def load_pretrained(
 
     Args:
         path: checkpoint file (any format listed in this module's docstring).
-        arch: registry name (see :func:`srprep.models.list_models`); inferred from the keys when None.
+        arch: registry name (see :func:`srprep.models.list_models`) or a user network spec (imported:
+            :mod:`srprep.models.user`); inferred from the keys when None. A checkpoint saved from a user
+            network is refused without ``arch``: a file never chooses the code that is imported.
         scale: upscaling factor; inferred when None. A value that contradicts the weights is an error.
         trust_checkpoint: allow full unpickling (``weights_only=False``) for files that need it.
         device: where the returned model lives.
@@ -288,6 +291,10 @@ def load_pretrained(
     state, layout = layouts.to_srprep(state)
 
     arch_name = arch or meta.get("arch")
+    if arch is None and arch_name is not None and is_user_spec(arch_name):
+        # the file names code; srprep imports code only when the user names it
+        raise SrprepError(f"{path}: saved from the network {arch_name!r}, which is not part of srprep; pass it "
+                          f"yourself (--arch {arch_name}, or model.name) to import that code, if you trust it")
     if arch_name is None:
         try:
             arch_name, found_scale, kwargs = infer_architecture(state)

@@ -1,4 +1,4 @@
-"""What a run writes as it goes: CSV logs, optional TensorBoard events, PNG curves and validation crops.
+"""What a run writes as it goes: CSV logs, PNG curves and validation crops (TensorBoard: :mod:`.tensorboard`).
 
 ``RUN/train.log``  the run's log lines (progress with ETA, validation, warnings), with times; appended on resume
 ``RUN/train.csv``  step, loss, lr, eco_alpha, skipped (steps skipped since the last row), steps_per_s, elapsed_s
@@ -6,8 +6,7 @@
 ``RUN/curves.png`` training loss (log scale) and validation PSNR against the step, bicubic as a reference line
                    (matplotlib when the ``plots`` extra is installed, else a plainer OpenCV drawing)
 ``RUN/val_crops.png`` bicubic | SR | HR crops of the first validation images at the latest validation
-``RUN/tb/``        TensorBoard events, when the ``tensorboard`` extra is installed (it requires plain Pillow;
-                   ``scripts/setup.sh`` installs it and puts pillow-simd back)
+``RUN/tb/``        TensorBoard events (:mod:`.tensorboard`), when the ``tensorboard`` extra is installed
 
 On resume, rows after the checkpoint's step are dropped so the logs read as one uninterrupted run.
 """
@@ -24,8 +23,6 @@ import numpy as np
 
 from srprep.io.images import write_image
 from srprep.ops.figures import Panel, line_panels
-
-log = logging.getLogger(__name__)
 
 __all__ = ["RunLog", "TRAIN_COLUMNS", "VAL_COLUMNS", "read_csv"]
 
@@ -56,9 +53,9 @@ def _truncate(path: Path, columns: tuple, after_step: int) -> None:
 
 
 class RunLog:
-    """Appends rows to the run's CSV files (and TensorBoard), draws the PNGs. Only the main process logs."""
+    """Appends rows to the run's CSV files, draws the PNGs. Only the main process logs."""
 
-    def __init__(self, run_dir: str | os.PathLike, *, resume_step: Optional[int] = None, tensorboard: bool = True):
+    def __init__(self, run_dir: str | os.PathLike, *, resume_step: Optional[int] = None):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.train_path = self.run_dir / "train.csv"
@@ -70,14 +67,6 @@ class RunLog:
                 with open(path, "w", newline="", encoding="utf-8") as fh:
                     csv.writer(fh).writerow(columns)
         self._text = _attach_text_log(self.run_dir / "train.log")
-        self.tb = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter  # needs the optional tensorboard package
-
-                self.tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=resume_step)
-            except ImportError:
-                log.debug("tensorboard is not installed: CSV logs only")
 
     def _append(self, path: Path, columns: tuple, values: dict) -> None:
         with open(path, "a", newline="", encoding="utf-8") as fh:
@@ -85,16 +74,9 @@ class RunLog:
 
     def train_row(self, **values) -> None:
         self._append(self.train_path, TRAIN_COLUMNS, values)
-        if self.tb is not None:
-            for k in ("loss", "lr", "eco_alpha", "steps_per_s"):
-                if k in values and values[k] != "":
-                    self.tb.add_scalar(f"train/{k}", values[k], values["step"])
 
     def val_row(self, **values) -> None:
         self._append(self.val_path, VAL_COLUMNS, values)
-        if self.tb is not None:
-            for k in ("psnr", "ssim"):
-                self.tb.add_scalar(f"val/{k}", values[k], values["step"])
 
     def write_curves(self) -> Path:
         """Draw ``curves.png`` from the CSV files (loss on a log scale; PSNR with the bicubic line), with
@@ -118,17 +100,9 @@ class RunLog:
     def write_image(self, name: str, img: np.ndarray) -> Path:
         path = self.run_dir / name
         write_image(path, img)
-        if self.tb is not None and name == "val_crops.png":
-            try:
-                step = read_csv(self.val_path)[-1]["step"]
-                self.tb.add_image("val/crops", img, step, dataformats="HWC")
-            except (IndexError, KeyError):
-                pass
         return path
 
     def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
         _detach_text_log(*self._text)
 
 
