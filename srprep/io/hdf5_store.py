@@ -17,6 +17,11 @@ and image sizes come from file headers), so the file is laid out once, each item
 an item twice (after a resume) overwrites the same bytes. Uncompressed raw datasets are allocated at
 creation (no fill), so writing pixels never changes HDF5's own metadata.
 
+A full disk is found before HDF5 meets it: HDF5 cannot recover from a failed write (its caches stay dirty,
+and the process may crash on exit), so each item is written only when the file system has room for it and
+for what is still unflushed, plus a margin; otherwise the file is flushed and closed intact and the writer
+stops with a one-line error naming it. A truncated file is refused on opening with a one-line error.
+
 HDF5 is not crash-safe: a killed writer can leave metadata half written. So the file is written under a
 temporary name (``data.h5.partial``) and renamed when complete; each batch ends with its done-records
 (key, fingerprint, CRC-32 of every stored value) and an ``H5Fflush``. A resumed writer reopens the partial
@@ -32,6 +37,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +46,7 @@ from typing import Any, Sequence
 import h5py
 import numpy as np
 
-from ..errors import StoreError
+from ..errors import SrprepError, StoreError, write_error
 from ..fingerprint import fingerprint
 from . import images
 from .keys import check_key
@@ -75,13 +81,21 @@ def _py(value):
     return value.item() if hasattr(value, "item") else value
 
 
+def _open_error(path, exc: Exception) -> StoreError:
+    text = " ".join(str(exc).split())
+    if "truncated file" in text:
+        return StoreError(f"{path}: truncated HDF5 file ({text.split('truncated file: ', 1)[1].rstrip(')')}); run the "
+                          f"srprep command that wrote it with --force to rebuild it")
+    return StoreError(f"{path}: not an HDF5 file srprep can read ({text})")
+
+
 def fields_of(path: str | os.PathLike) -> list[str]:
     """The field groups of an srprep HDF5 file (e.g. ``["HR", "X2"]``)."""
     try:
         with h5py.File(path, "r") as f:
             return [name for name, obj in f.items() if isinstance(obj, h5py.Group) and "keys" in obj]
     except OSError as exc:
-        raise StoreError(f"{path}: not an HDF5 file srprep can read ({exc})") from exc
+        raise _open_error(path, exc) from exc
 
 
 class Hdf5Store:
@@ -251,6 +265,7 @@ class Hdf5Writer:
         self._discard = False
         self._pending: list[str] = []
         self.pending_bytes = 0
+        self._unflushed = 0  # bytes handed to HDF5 since the last flush (its caches may still hold them)
 
     def __repr__(self) -> str:
         return f"Hdf5Writer({str(self.path)!r})"
@@ -414,6 +429,7 @@ class Hdf5Writer:
         for field, recs in records.items():
             if field not in self.fields:
                 raise StoreError(f"{self.path}: no field {field!r} in the layout")
+            self._reserve(sum(memoryview(v).nbytes for _, v, _ in recs))
             g = f[field]
             layout = self._layout_of(self.fields[field])
             entries = []
@@ -426,13 +442,16 @@ class Hdf5Writer:
                     raise StoreError(f"{self.path}/{field}: {key!r} has shape {tuple(shape)}, planned {tuple(planned)}")
                 if layout == "png":
                     arr = np.frombuffer(value, dtype=np.uint8)
-                    g["images"][row] = arr
-                elif layout == "stacked":
-                    arr = np.ascontiguousarray(value).reshape(planned)
-                    g["images"][row] = arr
                 else:
                     arr = np.ascontiguousarray(value).reshape(planned)
-                    g["images"][key][...] = arr
+                self._reserve(arr.nbytes)
+                try:
+                    if layout == "per-key":
+                        g["images"][key][...] = arr
+                    else:
+                        g["images"][row] = arr
+                except (OSError, RuntimeError) as exc:
+                    raise write_error(self.partial, exc) from exc
                 entries.append([key, _crc(arr)])
                 nbytes += arr.nbytes
             crcs[field] = entries
@@ -441,8 +460,29 @@ class Hdf5Writer:
         if autoflush and self.pending_bytes >= self.batch_bytes:
             self.flush()
 
+    def _reserve(self, nbytes: int) -> None:
+        """Make sure the file system has room for ``nbytes`` more (see the module docstring)."""
+        need = self._unflushed + nbytes + (1 << 20) + nbytes // 100
+        if shutil.disk_usage(self.partial.parent).free >= need:
+            self._unflushed += nbytes
+            return
+        self.flush()  # what HDF5 still holds goes to the file now, while there is room for it
+        free = shutil.disk_usage(self.partial.parent).free
+        if free >= nbytes + (1 << 20) + nbytes // 100:
+            self._unflushed += nbytes
+            return
+        self.close()
+        raise SrprepError(f"{self.partial}: cannot write: the disk is full ({free} bytes free, {nbytes} more needed); "
+                          f"free some space and run the same command again to resume")
+
     def flush(self) -> None:
         """Append the pending done-records, update done_count, and flush the file to the OS."""
+        try:
+            self._flush()
+        except (OSError, RuntimeError) as exc:
+            raise write_error(self.partial, exc) from exc
+
+    def _flush(self) -> None:
         f = self._file
         if f is None:
             return
@@ -456,6 +496,7 @@ class Hdf5Writer:
             log.debug("%s: flushed %d items, %d done", self.partial, len(self._pending), n + len(self._pending))
             self._pending, self.pending_bytes = [], 0
         f.flush()
+        self._unflushed = 0
 
     def forget(self, items: Sequence[str]) -> None:
         # Items only go stale when the set of keys changes, and then the layout changes and the file is
