@@ -207,14 +207,14 @@ def downsample(src: str | Path, dst: str | Path, scales: list[float], *, opts: D
     reports = []
     if write_hr:
         out = dst / "HR"
-        step = Step("downsample:HR", out, {"mod": opts.mod, "png_level": opts.png_level}, src_id)
+        step = Step("downsample:HR", out, {"mod": opts.mod, "png_level": opts.png_level}, src_id, reads=(Path(src),))
         reports.append(run(step, items, functools.partial(_hr_one, opts=opts, out=str(out)), jobs=jobs))
     # One process per core already: the compiled kernel then runs single-threaded in each.
     threads = 1 if (jobs or default_jobs()) > 1 else None
     for s in scales:
         out = dst / scale_dir_name(s)
         params = {"scale": s, **{k: v for k, v in opts.__dict__.items()}}
-        step = Step(f"downsample:{scale_dir_name(s)}", out, params, src_id)
+        step = Step(f"downsample:{scale_dir_name(s)}", out, params, src_id, reads=(Path(src),))
         if not (pipelined if pipelined is not None else devices != ["cpu"]):
             worker = functools.partial(_lr_one, scale=s, opts=opts, out=str(out), threads=threads)
             reports.append(run(step, items, worker, jobs=jobs))

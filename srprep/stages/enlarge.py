@@ -36,6 +36,7 @@ from ..errors import ImageError, StoreError
 from ..fingerprint import fingerprint
 from ..io import images
 from ..io.keys import check_key
+from ..io.stores import store_location
 from ..ops.grid import modcrop
 from ..ops.imresize import imresize_matlab
 from ..runner import Item, ItemResult, Step, StepReport, run_step
@@ -200,8 +201,12 @@ def enlarge(x3_dir: str | os.PathLike, dst: str | os.PathLike, *, from_scale: in
                 raise StoreError(f"two pairs would write {dst / rel} ({seen[rel]!r} and {it.key!r}); choose another "
                                  f"--key-suffix or --key-prefix")
             seen[rel] = it.key
+    reads = [store_location(hr.store), store_location(lr.store)]
+    if merge is not None:
+        reads += [store_location(mhr.store), store_location(mlr.store)]
     step = Step("enlarge", dst, {"from": from_scale, "to": to_scale, "resize": resize, "prefix": prefix,
-                                 "suffix": suffix, "link": link, "png_level": png_level}, inputs)
+                                 "suffix": suffix, "link": link, "png_level": png_level}, inputs,
+                reads=tuple(p for p in reads if p is not None))
     if not dry_run:
         probe_link(lr.store.path(keys[0]), dst / "LR", link)
     # Absolute paths (here and in the payloads): a worker of a reused pool may run in another directory.

@@ -43,6 +43,7 @@ def modcrop(src: str | Path, dst: str | Path, scale: int, *, jobs: int | None = 
     store = FolderStore(src, naming="same")
     writer = FolderWriter(dst)
     items = [Item(k, store.item_fingerprint(k), (k, str(store.path(k)), writer.name(k))) for k in store.keys()]
-    step = Step("modcrop", Path(dst), {"scale": scale, "png_level": png_level}, {"src": str(Path(src).resolve())})
+    step = Step("modcrop", Path(dst), {"scale": scale, "png_level": png_level}, {"src": str(Path(src).resolve())},
+                reads=(Path(src),))
     worker = functools.partial(_modcrop_one, scale=scale, out=str(dst), png_level=png_level)
     return run_step(step, items, worker, jobs=jobs, force=force, dry_run=dry_run, progress=progress, unit="img")
