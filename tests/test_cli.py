@@ -96,3 +96,21 @@ def test_modcrop_killed_half_way_resumes_to_identical_outputs(tmp_path, rng, kil
     for i in range(24):
         np.testing.assert_array_equal(read_image(dst / f"img{i:02d}.png"),
                                       read_image(src / f"img{i:02d}.png")[:300, :400])
+
+
+def tree(folder: Path) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_modcrop_into_its_own_input_is_refused_and_leaves_it_untouched(samples, tmp_path):
+    same = tmp_path / "same"
+    same.mkdir()
+    for p in (samples / "set5").glob("*.png"):
+        (same / p.name).write_bytes(p.read_bytes())
+    before = tree(same)
+    for dst in (same, same / "mod", tmp_path):
+        code, _, err = srprep("modcrop", same, dst, "--scale", "3", check=False)
+        assert code == 1 and err.count("\n") == 1, err
+        assert re.search(r"the output of modcrop (is|lies inside|contains) its input .*same; choose a destination "
+                         r"outside the inputs", err), err
+    assert tree(same) == before and not (same / ".srprep").exists()
