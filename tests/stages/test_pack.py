@@ -407,3 +407,20 @@ def test_a_full_disk_is_one_line_naming_the_store(dataset, small_disk, fmt):
     line = err.strip()
     assert line.count("\n") == 0 and "the disk is full" in line, line[-2000:]
     assert str(small_disk / "dst") in line
+
+
+@pytest.mark.parametrize("fmt", ["lmdb", "hdf5"])
+def test_a_store_written_by_another_live_process_is_refused(dataset, tmp_path, fmt):
+    from tests.test_lock import start_holder
+
+    dst = tmp_path / "dst"
+    holder = start_holder(dst / ".srprep/lock")  # a second real process holds the output
+    try:
+        code, out, err = srprep("pack", dataset, dst, "--format", fmt, "-j", "1")
+        assert code == 1 and f"{dst}: another srprep process is writing here (pid {holder.pid} on" in err
+        assert not (dst / "HR.lmdb").exists() and not (dst / "data.h5.partial").exists()
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait()
+    code, out, err = srprep("pack", dataset, dst, "--format", fmt, "-j", "1")
+    assert code == 0 and "took over the lock" in err
