@@ -724,7 +724,8 @@ def _run_locked(step: Step, items: Sequence[Item], worker, *, jobs, force, dry_r
         ledger.forget(stale)
     base = Path(state).parent
     writes = [os.path.relpath(p, base) for p in (step.writes or (output,))]
-    ledger.begin(p_fp, len(items), {"step": step.name, "params": step.params, "writes": writes})
+    where = {"output": os.path.relpath(output, base), "writes": writes}  # relative: the folder may move
+    ledger.begin(p_fp, len(items), {"step": step.name, "params": step.params, **where})
 
     bar = _progress(total=len(todo), desc=step.name, unit=unit, enabled=progress)
     try:
@@ -760,7 +761,7 @@ def _run_locked(step: Step, items: Sequence[Item], worker, *, jobs, force, dry_r
         "inputs": step.inputs,
         "inputs_fp": i_fp,
         "items": len(items),
-        "writes": writes,
+        **where,
         "files": _store_files(step, ledger),
         "complete": True,
         "finished": _now(),
@@ -804,12 +805,50 @@ def step_status(state_dir: Path) -> dict:
 
 
 def find_step_outputs(root: Path, max_depth: int = 4) -> list[Path]:
-    """State directories of every step output under ``root`` (including ``root`` itself)."""
+    """State directories of every step output under ``root`` (including ``root`` itself).
+
+    A state folder that holds neither a manifest nor a journal (a run refused or killed before it began)
+    is not an output."""
     root = Path(root)
     found = []
     for dirpath, dirnames, _ in os.walk(root):
         depth = len(Path(dirpath).relative_to(root).parts)
-        if STATE_DIR in dirnames:
-            found.append(Path(dirpath) / STATE_DIR)
+        state = Path(dirpath) / STATE_DIR
+        if STATE_DIR in dirnames and ((state / MANIFEST).exists() or (state / JOURNAL).exists()):
+            found.append(state)
         dirnames[:] = [d for d in dirnames if not d.startswith(".") and depth < max_depth]
     return sorted(found)
+
+
+def verify_files(state_dir: Path) -> tuple[int, int, list[str]]:
+    """Re-hash every output file a step's journal lists and compare with the size and SHA-256 it was
+    written with.
+
+    Returns:
+        ``(files checked, files not checkable, problems)``: not checkable are links (their content is an
+        input's) and files of runs made before hashes were recorded; a problem is one line naming the file.
+    """
+    state_dir = Path(state_dir)
+    journal = Journal(state_dir)
+    _, done = journal.load()
+    base = state_dir.parent
+    rec = read_manifest(state_dir) or next((r["run"] for r in reversed(list(journal.records())) if "run" in r), {})
+    output = (base / rec.get("output", ".")).resolve()
+    checked, skipped, problems = 0, 0, []
+    for key, (_, outs) in done.items():
+        files = journal.recorded.get(key, {})
+        for rel in outs:
+            path = output / rel
+            size, sha = files.get(rel, [None, None])
+            if not os.path.lexists(path):
+                problems.append(f"{path}: missing (item {key!r})")
+                continue
+            if sha is None:
+                skipped += 1
+                continue
+            now = _file_record(path)
+            checked += 1
+            if now[0] != size or now[1] != sha:
+                problems.append(f"{path}: content changed since it was written (item {key!r}; "
+                                f"{size} -> {now[0]} bytes)")
+    return checked, skipped, problems

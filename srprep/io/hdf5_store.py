@@ -51,7 +51,7 @@ from ..fingerprint import fingerprint
 from . import images
 from .keys import check_key
 
-__all__ = ["Hdf5Store", "Hdf5Writer", "Hdf5Field", "FORMAT", "PARTIAL_SUFFIX", "fields_of"]
+__all__ = ["Hdf5Store", "Hdf5Writer", "Hdf5Field", "FORMAT", "PARTIAL_SUFFIX", "fields_of", "verify_file"]
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +207,43 @@ class Hdf5Store:
 
     def item_fingerprint(self, key: str) -> str:
         return fingerprint([self.fingerprint(), key])
+
+
+def _bad_values(f, rec: dict, rows: dict[str, dict[str, int]]) -> list[tuple[str, str]]:
+    """``(field, key)`` of a done-record's values whose CRC-32 differs from the one recorded."""
+    bad = []
+    for field, entries in rec["crc"].items():
+        g = f[field]
+        layout = _str_attr(g.attrs["layout"])
+        for key, crc in entries:
+            value = g["images"][key][()] if layout == "per-key" else g["images"][rows[field][key]]
+            if _crc(value) != crc:
+                bad.append((field, key))
+    return bad
+
+
+def verify_file(path: str | os.PathLike) -> tuple[int, list[str]]:
+    """Read every value of an srprep HDF5 file and compare it with the CRC-32 its done-record holds.
+
+    Returns:
+        ``(values checked, problems)``, each problem one line naming the file, field and key.
+    """
+    problems, checked = [], 0
+    try:
+        with h5py.File(path, "r") as f:
+            rows = {name: {_str_attr(k): i for i, k in enumerate(g["keys"][()])}
+                    for name, g in f.items() if isinstance(g, h5py.Group) and "keys" in g}
+            last: dict[str, dict] = {}
+            for raw in f[_STATE]["done"][: int(f.attrs.get("done_count", 0))]:
+                rec = json.loads(_str_attr(raw))
+                last[rec["item"]] = rec
+            for rec in last.values():
+                checked += sum(len(e) for e in rec["crc"].values())
+                problems += [f"{path}/{field}: item {key!r}: value changed since it was written (CRC-32)"
+                             for field, key in _bad_values(f, rec, rows)]
+    except OSError as exc:
+        raise _open_error(path, exc) from exc
+    return checked, problems
 
 
 @dataclass(frozen=True)
@@ -374,23 +411,9 @@ class Hdf5Writer:
             self._discard = True
             return None, {}
 
-    def _read_value(self, f, field: str, key: str):
-        g = f[field]
-        layout = _str_attr(g.attrs["layout"])
-        row = self._rows[field][key]
-        if layout == "stacked":
-            return g["images"][row]
-        if layout == "per-key":
-            return g["images"][key][()]
-        return g["images"][row]
-
     def _verify(self, f, rec: dict) -> bool:
         try:
-            for field, entries in rec["crc"].items():
-                for key, crc in entries:
-                    if _crc(self._read_value(f, field, key)) != crc:
-                        return False
-            return True
+            return not _bad_values(f, rec, self._rows)
         except Exception:  # noqa: BLE001 - unreadable means not done
             return False
 

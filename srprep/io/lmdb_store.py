@@ -353,6 +353,28 @@ class LmdbStore:
         with self._env().begin() as txn:
             return bytes(self._get(txn, key))
 
+    def verify(self) -> tuple[int, list[str]]:
+        """Read every value and compare it with the CRC-32 its done-record kept (stores written by srprep).
+
+        Returns:
+            ``(values checked, problems)``, each problem one line naming the store and key.
+        """
+        db = self._db(_DONE)
+        if db is None:
+            return 0, []  # a BasicSR store: nothing was recorded to compare with
+        checked, problems = 0, []
+        with self._env().begin(buffers=True) as txn:
+            for _, v in txn.cursor(db=db):
+                rec = json.loads(bytes(v))
+                for key, crc in zip(rec["keys"], rec.get("crc", [])):
+                    buf = txn.get(key.encode())
+                    checked += 1
+                    if buf is None:
+                        problems.append(f"{self.path}: item {key!r} is missing")
+                    elif value_crc(buf) != crc:
+                        problems.append(f"{self.path}: item {key!r}: value changed since it was written (CRC-32)")
+        return checked, problems
+
     # ------------------------------------------------------------------ fingerprints
 
     def _load_done(self) -> dict[str, str]:
