@@ -31,9 +31,9 @@ class OptionError(SrprepError, ValueError):
 def write_error(path, exc: BaseException, what: str = "cannot write") -> SrprepError:
     """A one-line :class:`SrprepError` for a failed write to ``path``, saying so when the disk is full.
 
-    The disk counts as full when the error says so (``ENOSPC``, ``EDQUOT``) or when the write failed with
-    an I/O error (a memory-mapped write such as LMDB's reports a full disk that way) and the file system
-    has less than 1 MiB free.
+    The disk counts as full when the error says so (``ENOSPC``, ``EDQUOT``) or when the file system has less
+    than 1 MiB free (a memory-mapped write such as LMDB's reports a full disk as an I/O error, torch as a
+    failed write).
     """
     import errno
     import os
@@ -52,8 +52,7 @@ def write_error(path, exc: BaseException, what: str = "cannot write") -> SrprepE
     except OSError:
         pass
     text = str(exc)
-    full = code in (errno.ENOSPC, errno.EDQUOT) or "No space left" in text or (
-        (code == errno.EIO or "Input/output error" in text) and free is not None and free < (1 << 20))
+    full = code in (errno.ENOSPC, errno.EDQUOT) or "No space left" in text or (free is not None and free < (1 << 20))
     if full:
         left = f" ({free} bytes free)" if free is not None else ""
         return SrprepError(f"{path}: {what}: the disk is full{left}; free some space and run the same command "

@@ -29,7 +29,7 @@ from typing import Any, Mapping, Optional, Union
 import torch
 from torch import nn
 
-from srprep.errors import SrprepError
+from srprep.errors import SrprepError, write_error
 from srprep.models.registry import create_model, get_entry, iter_entries
 
 log = logging.getLogger(__name__)
@@ -358,8 +358,10 @@ def save_torch_atomic(path: str | os.PathLike, payload) -> Path:
         with os.fdopen(fd, "wb") as fh:
             torch.save(payload, fh)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, (OSError, RuntimeError)):  # torch reports a failed write as a RuntimeError
+            raise write_error(path, exc, "cannot write the checkpoint") from exc
         raise
     return path
