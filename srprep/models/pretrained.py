@@ -20,6 +20,7 @@ import hashlib
 import logging
 import os
 import pickle
+import re
 import struct
 import tempfile
 from dataclasses import dataclass, field
@@ -100,15 +101,31 @@ def _read_safetensors(path: Path) -> tuple[dict, dict]:
     return tensors, metadata
 
 
+def _unsafe_global(path: Path, message: str) -> str | None:
+    """The first Python global a checkpoint's pickle names that the weights-only reader refuses, or None.
+
+    Asked of torch (it lists them without running anything) where it can; otherwise read from its error
+    message, whose wording changed between releases."""
+    lister = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", None)
+    if lister is not None:
+        try:
+            names = lister(path)
+            if names:
+                return names[0]
+        except Exception:  # noqa: BLE001 - fall back to the message
+            pass
+    m = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+)", message)
+    return m.group(1) if m else None
+
+
 def _read_pickle(path: Path, trust_checkpoint: bool) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         message = str(exc)
         if not trust_checkpoint:
-            marker = "Unsupported global: GLOBAL "
-            if marker in message:
-                name = message.split(marker, 1)[1].split()[0]
+            name = _unsafe_global(path, message)
+            if name:
                 raise SrprepError(
                     f"{path}: the checkpoint pickles a Python object ({name}), not just tensors; loading it "
                     "would run code from the file. If you trust its source, pass --trust-checkpoint "
