@@ -24,7 +24,7 @@ Decisions, in order:
    exist with the size it was written with, and every store file (``data.mdb``, ``data.h5``) must have
    its recorded size. A missing or resized file redoes its item (a damaged store is an error that
    ``force`` clears). It does not read contents: a file changed in place to the same size, or flipped
-   bits inside a store, are found by ``srprep verify`` (:func:`verify_outputs`), which re-hashes them;
+   bits inside a store, are found by ``srprep verify`` (:func:`verify_files`), which re-hashes them;
 2. journal written under other parameters (or ``force``)     -> forget it and delete the outputs it lists;
 3. otherwise                                                -> process the items the journal does not list
    with the same input fingerprint (or whose files are gone), delete the outputs of items that are no
@@ -390,7 +390,8 @@ def _relation(a: Path, b: Path) -> str | None:
 
 
 def _territory_of(state_dir: Path) -> tuple[str | None, list[Path]]:
-    """(step name, the paths it writes) recorded in a step's state folder (its folder if nothing says)."""
+    """(step name, the paths it writes) recorded in a step's state folder: its ``writes``, or its whole folder
+    for a run recorded before steps said what they write; nothing for a folder that records no run."""
     base = state_dir.parent
     rec = None
     try:
@@ -564,7 +565,8 @@ def _results(worker, todo: Sequence[Item], jobs: int, output: Path, running: Pat
         with warnings.catch_warnings():
             # joblib warns that it cancels the queued items when a failed item stops the step: the step's
             # own one-line error says what happened.
-            warnings.filterwarnings("ignore", message=".*were still being processed by the workers", category=UserWarning)
+            warnings.filterwarnings("ignore", message=".*were still being processed by the workers",
+                                    category=UserWarning)
             # Unordered: a slow item does not hold back the progress bar or the journal.
             yield from Parallel(n_jobs=jobs, return_as="generator_unordered")(
                 delayed(_call)(worker, it, str(output), str(running)) for it in todo)
@@ -600,11 +602,11 @@ def _dead_worker_error(worker, todo: Sequence[Item], output: Path, running: Path
                 "time to find the one that dies", how, len(keys), ", ".join(keys[:8]))
     dying = [k for k in keys if not _alone(worker, by_key[k], output)]
     if dying:
-        return StageError(f"{name}: item {dying[0]!r} failed: its worker process died ({how}; out of memory, or a crash "
-                          f"in a library), and it dies again when run alone; finished items are kept")
-    return StageError(f"{name}: a worker process died ({how}) while it processed one of {', '.join(map(repr, keys[:8]))}; "
-                      f"each of them runs fine alone, so it was killed from outside or the processes together ran "
-                      f"out of memory (try fewer --jobs); finished items are kept")
+        return StageError(f"{name}: item {dying[0]!r} failed: its worker process died ({how}; out of memory, or a "
+                          f"crash in a library), and it dies again when run alone; finished items are kept")
+    return StageError(f"{name}: a worker process died ({how}) while it processed one of "
+                      f"{', '.join(map(repr, keys[:8]))}; each of them runs fine alone, so it was killed from outside "
+                      f"or the processes together ran out of memory (try fewer --jobs); finished items are kept")
 
 
 def run_step(

@@ -35,7 +35,7 @@ def test_a_live_holder_is_named_and_a_dead_one_is_taken_over(tmp_path, caplog):
     try:
         who = holder(lock)
         assert who["pid"] == proc.pid and who["host"] and who["started"]
-        with pytest.raises(LockError, match=rf"the output: another srprep process is writing here \(pid {proc.pid} on "):
+        with pytest.raises(LockError, match=rf"another srprep process is writing here \(pid {proc.pid} on "):
             with output_lock(lock, "the output"):
                 pass
     finally:

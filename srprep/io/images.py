@@ -31,7 +31,7 @@ by one level, so srprep decodes every JPEG with cv2 and never mixes decoders. cv
 JPEG, but cv2 4.x (allowed by ``setup.cfg``) returns it padded with grey after a libjpeg warning; srprep
 therefore checks itself that the stream ends with an end-of-image marker after its last scan. Likewise a PNG
 must end with a complete IEND chunk, and a PNG file's chunks must match their CRC-32s (libpng would decode
-damaged data and print its complaint on stderr before failing; the check costs about 4 % of a decode).
+damaged data and print its complaint on stderr before failing; the check costs about 1 % of a decode).
 
 Conventions worth knowing:
 
@@ -294,7 +294,7 @@ def _png_bad_chunk(mv: memoryview) -> str | None:
     """The first chunk of a PNG whose CRC-32 does not match its content (or that runs past the end), else None.
 
     libpng, as cv2 builds it, decodes damaged image data anyway and prints its complaint on stderr before
-    failing; checking the CRCs first (about 4 % of a decode) lets srprep refuse such a file in one line."""
+    failing; checking the CRCs first (about 1 % of a decode) lets srprep refuse such a file in one line."""
     pos, n = 8, mv.nbytes
     while pos + 12 <= n:
         length = int.from_bytes(mv[pos:pos + 4], "big")

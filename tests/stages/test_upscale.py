@@ -112,7 +112,8 @@ def test_non_finite_weights_or_outputs_are_refused_and_nothing_is_written(lr_dir
     torch.save(state, bad)
     assert main(["upscale", lr_dir, tmp_path / "out", "-m", bad, "-j", "1"]) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith(f"error: {bad}: the checkpoint holds non-finite weights ({key.removeprefix('module.')}: 1 NaN or inf"), err
+    name = key.removeprefix("module.")
+    assert err.startswith(f"error: {bad}: the checkpoint holds non-finite weights ({name}: 1 NaN or inf"), err
     assert not list((tmp_path / "out").glob("*.png"))
 
     class Diverges(torch.nn.Module):
