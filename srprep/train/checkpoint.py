@@ -52,13 +52,16 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Optional[Path]:
     return found[-1][1] if found else None
 
 
+_TORN = re.compile(r"^(.+\.pt\..+\.tmp|\..+\.tmp\d*)$")  # a checkpoint's, an image's or a CSV log's temporary
+
+
 def remove_torn(run_dir: str | os.PathLike) -> None:
-    """Delete the temporary files of checkpoints whose writing a kill interrupted (``NAME.pt.XXXX.tmp``)."""
+    """Delete the temporary files of writes a kill interrupted in a run folder (checkpoints, images, logs)."""
     run_dir = Path(run_dir)
     for folder in (run_dir, run_dir / CHECKPOINT_DIR):
         if folder.is_dir():
-            for p in folder.glob("*.pt.*.tmp"):
-                if p.is_file() and not p.is_symlink():
+            for p in folder.iterdir():
+                if _TORN.match(p.name) and p.is_file() and not p.is_symlink():
                     p.unlink(missing_ok=True)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,6 +153,10 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
         check_readable(dataset, run_dir, workers=max(1, cfg.data.workers))
     validator = Validator(cfg) if info.is_main and cfg.val.every > 0 else None
     torch.manual_seed(cfg.train.seed)  # the same initial weights for the same seed
+    # srprep draws nothing from Python's and numpy's global generators, but their states are saved in each
+    # checkpoint: seeded, a run's checkpoints are the same bytes however often it was interrupted
+    random.seed(cfg.train.seed)
+    np.random.seed(cfg.train.seed % 2**32)
     model = create_model(cfg.model.name, scale=cfg.model.scale, **cfg.model.kwargs).to(dev)
     channels_last = cfg.train.channels_last if cfg.train.channels_last is not None else dev.type == "cuda"
     fmt = torch.channels_last if channels_last else torch.contiguous_format

@@ -60,6 +60,9 @@ def test_resume_after_stopping_is_bit_identical(kodak_eco, tmp_path):
     for pa, pb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
         assert all(torch.equal(pa[s], pb[s]) for s in pa)
     assert torch.equal(a["last_loss"], b["last_loss"])
+    # the global generators are seeded too, so the whole state file holds the same values
+    assert a["rng"]["python"] == b["rng"]["python"]
+    assert torch.equal(a["rng"]["numpy"]["keys"], b["rng"]["numpy"]["keys"])
     # the logs read as one run: every row is the uninterrupted run's, byte for byte (the time columns aside)
     assert [r["step"] for r in read_csv(tmp_path / "split" / "train.csv")] == [2, 4, 6, 8]
     assert csv_without_times(tmp_path / "split" / "train.csv") == csv_without_times(tmp_path / "whole" / "train.csv")
