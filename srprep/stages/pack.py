@@ -375,7 +375,7 @@ def pack(src: str | os.PathLike, dst: str | os.PathLike, *, fmt: str = "lmdb", e
     if not 0 <= png_level <= 9:
         raise OptionsError(f"png_level must be in 0..9, not {png_level}")
     dst = Path(dst)
-    given = fields
+    from_folder = fields is None  # then the dataset folder itself is an input too
     fields = list(fields) if fields is not None else dataset_fields(src)
     keys, shapes = check_pairs(fields)
     scales = {f.name: f.scale for f in fields}
@@ -420,7 +420,7 @@ def pack(src: str | os.PathLike, dst: str | os.PathLike, *, fmt: str = "lmdb", e
 
     worker = functools.partial(_pack_one, scales=scales, encoding=encoding, png_level=png_level)
     # The step owns its stores (and its state), not the whole of dst: srprep centroids adds its stores beside them.
-    reads = tuple(Path(p) for p in inputs.values()) + ((Path(src),) if src is not None and given is None else ())
+    reads = tuple(Path(p) for p in inputs.values()) + ((Path(src),) if from_folder else ())
     step = Step("pack", dst, params, inputs, reads=reads, writes=tuple(dict.fromkeys(stores.values())))
     report = run_step(step, items, worker, ledger=ledger, jobs=jobs, force=force, dry_run=dry_run,
                       progress=progress, unit="img")
