@@ -14,8 +14,11 @@ applies **the same drawn parameters**:
 
 The time to draw the parameters is reported on its own row. Each path runs ``--batches`` batches after one
 warm-up batch; one run, no repeats (CUDA is synchronised around each batch). With ``--jpeg`` the JPEG step
-alone is also timed: srprep's per-sample libjpeg round trip vs kornia's ``jpeg_codec_differentiable`` when
-kornia is importable (it is not a dependency of srprep).
+alone is also timed: srprep's per-sample libjpeg round trip vs kornia's ``jpeg_codec_differentiable`` and
+BasicSR's ``DiffJPEG(differentiable=False)`` (what Real-ESRGAN trains with) when they are importable (neither
+is a dependency of srprep; ``basicsr.utils.diffjpeg`` needs only torch), each with its distance to the real
+decoder's output on the same input (rounded to 8 bits, as a file would be): PSNR over all samples and the
+lowest and highest per-sample PSNR.
 
 Usage::
 
@@ -88,27 +91,45 @@ def machine() -> str:
     return f"{cpu_name()}, {torch.get_num_threads()} torch threads"
 
 
+def jpeg_distance(out: torch.Tensor, ref: torch.Tensor) -> str:
+    """How far a JPEG model's (B, 3, H, W) output lies from the real decoder's: 8-bit levels and PSNR."""
+    diff = (torch.round(out.clamp(0, 1) * 255) - torch.round(ref * 255)).abs()
+    mse = (diff / 255).square().flatten(1).mean(1).double()
+    per_sample = (10 * torch.log10(1 / mse.clamp(min=1e-12))).tolist()
+    return (f"vs libjpeg: mean |d| {diff.mean().item():.2f}, max {diff.max().item():.0f} levels, PSNR "
+            f"{10 * np.log10(1 / mse.mean().item()):.1f} dB (per sample {min(per_sample):.1f}-{max(per_sample):.1f})")
+
+
 def bench_jpeg(batches_u8, device) -> list[tuple[str, float, str]]:
-    """JPEG step alone on the 256x256 GT batches, quality 30..95: libjpeg per sample vs kornia (if present)."""
+    """JPEG step alone on the 256x256 GT batches, quality 30..95: libjpeg per sample vs kornia's and
+    BasicSR's differentiable models (each if importable)."""
     rows = []
     xs = [torch.from_numpy(b).permute(0, 3, 1, 2).float().div(255).to(device) for b in batches_u8]
     q = [30 + (i * 65) // max(1, xs[0].shape[0] - 1) for i in range(xs[0].shape[0])]
+    qt = torch.tensor(q, dtype=torch.float32, device=device)
     n = sum(x.shape[0] for x in xs)
     t = time_path(lambda i: jpeg_torch(xs[i], q), xs, device)
     rows.append(("JPEG only: libjpeg round trip per sample (srprep)", n / t, "exact"))
+    ref = torch.cat([jpeg_torch(x, q) for x in xs])
     try:
         from kornia.enhance import jpeg_codec_differentiable
     except ImportError:
         rows.append(("JPEG only: kornia jpeg_codec_differentiable", float("nan"), "kornia not installed"))
-        return rows
-    qt = torch.tensor(q, dtype=torch.float32, device=device)
-    t = time_path(lambda i: jpeg_codec_differentiable(xs[i], qt), xs, device)
-    ref = jpeg_torch(xs[0], q)
-    diff = (jpeg_codec_differentiable(xs[0], qt).clamp(0, 1) - ref).abs() * 255
-    mse = ((diff / 255) ** 2).mean().item()
-    rows.append(("JPEG only: kornia jpeg_codec_differentiable", n / t,
-                 f"vs libjpeg: mean |d| {diff.mean().item():.2f}, max {diff.max().item():.0f} levels, "
-                 f"PSNR {10 * np.log10(1 / mse):.1f} dB"))
+    else:
+        t = time_path(lambda i: jpeg_codec_differentiable(xs[i], qt), xs, device)
+        out = torch.cat([jpeg_codec_differentiable(x, qt) for x in xs])
+        rows.append(("JPEG only: kornia jpeg_codec_differentiable", n / t, jpeg_distance(out, ref)))
+    try:
+        from basicsr.utils.diffjpeg import DiffJPEG
+    except ImportError:
+        rows.append(("JPEG only: BasicSR DiffJPEG (Real-ESRGAN)", float("nan"), "basicsr not installed"))
+    else:
+        jpeger = DiffJPEG(differentiable=False).to(device)
+        # its forward overwrites a quality tensor in place with the scale factor: give it a fresh one each call
+        t = time_path(lambda i: jpeger(xs[i], quality=qt.clone()), xs, device)
+        out = torch.cat([jpeger(x, quality=qt.clone()) for x in xs])
+        rows.append(("JPEG only: BasicSR DiffJPEG(differentiable=False) (Real-ESRGAN)", n / t,
+                     jpeg_distance(out, ref)))
     return rows
 
 
@@ -119,7 +140,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
-    ap.add_argument("--jpeg", action="store_true", help="also time the JPEG step alone (and kornia if present)")
+    ap.add_argument("--jpeg", action="store_true",
+                    help="also time the JPEG step alone (and kornia's and BasicSR's models if importable)")
     ap.add_argument("--append", type=Path, default=None, help="append the markdown section to this file")
     args = ap.parse_args(argv)
     if args.threads:

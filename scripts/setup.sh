@@ -2,7 +2,8 @@
 # Set up srprep in a virtual environment on a Debian/Ubuntu machine.
 #
 #   bash scripts/setup.sh            runtime only
-#   bash scripts/setup.sh --test     runtime + test tools (pytest, hypothesis, scipy)
+#   bash scripts/setup.sh --test     runtime + test tools (pytest, hypothesis, scipy; plain Pillow in
+#                                    <venv>/plain-pillow, outside the venv's PIL, for reference tests)
 #
 # Environment knobs:
 #   SRPREP_VENV=path        where the venv lives (default: .venv in the repository)
@@ -93,5 +94,12 @@ if not native_available():
              "installed? (see .venv/setup.log)")
 print("[setup] ok: compiled bicubic kernel", file=sys.stderr)
 PY
+
+# 5. Tests only: plain Pillow in a folder of its own (not the venv's PIL, which stays pillow-simd). The tests
+#    run it in a subprocess with that folder first on sys.path, to check srprep's Pillow-exact resize.
+if [ -n "$extras" ]; then
+  log "pip install --target $venv/plain-pillow pillow (tests only)"
+  pip install --upgrade --target "$venv/plain-pillow" pillow
+fi
 
 log "done: $venv"

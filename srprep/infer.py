@@ -11,6 +11,17 @@ network whose receptive-field radius is at most ``overlap // 2`` (e.g. EDSR/MSRR
 and whole-image results agree to float rounding. Networks with global pooling (IMDN, RCAN channel attention)
 are only approximately tile-invariant. Only one window is on the device at a time; the full output is
 assembled on the CPU.
+
+Crop ensemble (AIM 2020 Real-SR, HolmesShuan's ``src/model/__init__.py``; its ``--chop-size 600 300
+--shave-size 100 100``): a list of ``(chop_size, shave)`` entries; entry ``i`` rotates the LR image by
+``i * 90`` degrees, runs it through EDSR-PyTorch's quadrant chop (:func:`chop_forward` with ``shave`` and
+``min_size = chop_size ** 2``) and rotates the result back; the entries' outputs are averaged. The chop
+always cuts the image into four quadrants that overlap by ``2 * shave`` LR pixels and keeps each one's own
+quarter of the output (no blending); a quadrant is chopped again while the image has at least
+``4 * min_size`` pixels. EDSR-PyTorch's ``--chop`` is the one entry ``(400, 10)`` (:data:`EDSR_CHOP`: shave 10,
+min_size 160000). With the x8 self-ensemble, AIM averages the eight transforms of each entry without the
+entry's rotation; the self-ensemble here averages the rotated entries under all eight transforms, which is the
+same average (the rotations only reorder the eight), summed in another order: equal to float rounding.
 """
 from __future__ import annotations
 
@@ -31,6 +42,8 @@ ModelLike = Union[nn.Module, Sequence[nn.Module]]
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 _CPU_PRECISIONS = ("fp32", "bf16")
 _OUTPUTS = ("float", "uint8")
+#: EDSR-PyTorch's ``--chop`` as a crop ensemble: one unrotated quadrant chop, shave 10, min_size 160000 = 400**2.
+EDSR_CHOP = ((400, 10),)
 
 
 # --- small helpers --------------------------------------------------------------------------------------------
@@ -116,6 +129,42 @@ def tile_spans(n: int, tile: int, overlap: int, align: int = 1) -> list[tuple[in
         keep_e = n if i == len(starts) - 1 else (e + starts[i + 1]) // 2
         spans.append((s, e, keep_s, keep_e))
     return spans
+
+
+def chop_forward(run, x: torch.Tensor, scale: int, shave: int, min_size: int) -> torch.Tensor:
+    """EDSR-PyTorch's ``forward_chop`` (as AIM 2020's code has it): ``run`` on four overlapping quadrants.
+
+    ``x``: (N, C, h, w); ``run``: the network on one window, (N, C, a, b) -> (N, C, a*scale, b*scale).
+    The quadrants are rows ``[0, h//2 + shave)`` / ``[h - h//2 - shave, h)`` by columns likewise; each is
+    chopped again while ``h * w >= 4 * min_size``. Output rows ``[0, H//2)`` (``H = h * scale``) come from the
+    top quadrants' first rows, rows ``[H//2, H)`` from the bottom ones' last rows, columns likewise. (EDSR-
+    PyTorch leaves the middle output row or column unwritten when ``H`` or ``W`` is odd; AIM's version, and this
+    one, give it to the bottom/right quadrant.)
+
+    Raises:
+        SrprepError: a side shorter than ``2 * shave``: the quadrants would not fit (upstream fails too).
+    """
+    h, w = x.shape[-2:]
+    if h - h // 2 < shave or w - w // 2 < shave:
+        raise SrprepError(f"chop: a {w}x{h} input is too small for shave {shave} (quadrants of half a side plus "
+                          f"the shave must fit); use a smaller shave or no crop ensemble")
+    top, bottom = slice(0, h // 2 + shave), slice(h - h // 2 - shave, h)
+    left, right = slice(0, w // 2 + shave), slice(w - w // 2 - shave, w)
+    parts = [x[..., top, left], x[..., top, right], x[..., bottom, left], x[..., bottom, right]]
+    if h * w < 4 * min_size:
+        outs = [run(p) for p in parts]
+    else:
+        outs = [chop_forward(run, p, scale, shave, min_size) for p in parts]
+    H, W = h * scale, w * scale
+    out = torch.empty((*outs[0].shape[:-2], H, W), dtype=outs[0].dtype, device=outs[0].device)
+    top, bottom = slice(0, H // 2), slice(H // 2, H)
+    left, right = slice(0, W // 2), slice(W // 2, W)
+    n_bottom, n_right = H - H // 2, W - W // 2
+    out[..., top, left] = outs[0][..., top, left]
+    out[..., top, right] = outs[1][..., top, -n_right:]
+    out[..., bottom, left] = outs[2][..., -n_bottom:, left]
+    out[..., bottom, right] = outs[3][..., -n_bottom:, -n_right:]
+    return out
 
 
 def _to_tensor(img: np.ndarray) -> torch.Tensor:
@@ -205,11 +254,13 @@ class _Runner:
     def crops(self, x, tile, overlap, crop_ensemble) -> torch.Tensor:
         if not crop_ensemble:
             return self.tiled(x, tile, overlap)
+        # AIM 2020's crop ensemble (module doc): entry i rotated by i * 90 degrees, chopped, rotated back
         total = None
-        for t, o in crop_ensemble:
-            y = self.tiled(x, int(t), int(o))
+        for i, (chop_size, shave) in enumerate(crop_ensemble):
+            y = chop_forward(self.forward, torch.rot90(x, i, (2, 3)), self.scale, int(shave), int(chop_size) ** 2)
+            y = torch.rot90(y, -i, (2, 3))
             total = y if total is None else total + y
-        return total / len(crop_ensemble)
+        return total / float(len(crop_ensemble))
 
 
 def _dihedral(x: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
@@ -247,7 +298,7 @@ def upscale_tensor(
         if model_scale != scale:
             raise SrprepError(f"network is x{model_scale}, but scale={scale} was requested")
     if crop_ensemble and tile is not None:
-        raise SrprepError("give either tile/overlap or crop_ensemble (a list of (tile, overlap)), not both")
+        raise SrprepError("give either tile/overlap or crop_ensemble (a list of (chop_size, shave)), not both")
     dev = _resolve_device(models, device)
     for m in models:
         # Moving / re-laying out weights happens in place (nn.Module.to): documented side effect.
@@ -290,8 +341,9 @@ def upscale(
         tile: LR window size for tiled inference (None: whole image at once). Any image size works.
         overlap: LR pixels shared by neighbouring windows (must be < tile); seams sit mid-overlap.
         self_ensemble: average over the 8 flips/rotations (x8 geometric self-ensemble), each inverse-transformed.
-        crop_ensemble: AIM 2020 style crop ensemble: average of tiled runs with each ``(tile, overlap)``,
-            e.g. ``[(600, 100), (300, 100)]``; replaces ``tile``/``overlap``.
+        crop_ensemble: AIM 2020's crop ensemble (module doc): ``(chop_size, shave)`` entries, e.g.
+            ``[(600, 100), (300, 100)]`` (its ``--chop-size 600 300 --shave-size 100 100``); :data:`EDSR_CHOP`
+            is EDSR-PyTorch's ``--chop``. Replaces ``tile``/``overlap``.
         precision: ``fp32`` | ``tf32`` (CUDA) | ``bf16`` | ``fp16`` (CUDA); reduced precisions use autocast.
         device: where to run (None: where the first network's weights are). Networks are moved there in place.
         channels_last: run in channels-last memory format (networks are converted in place).

@@ -101,9 +101,10 @@ def test_self_ensemble_matches_manual_numpy_average(img):
 
 def test_crop_and_model_ensembles(img):
     m1, m2 = _small_edsr(2, seed=1), _small_edsr(2, seed=2)
-    whole = upscale(m1, img, scale=2)
-    crop = upscale(m1, img, scale=2, crop_ensemble=[(24, 16), (30, 20)])
-    assert np.abs(crop - whole).max() < 1e-5
+    # PixelwiseNearest commutes with every rotation and has no context: the crop ensemble gives its output
+    pix = PixelwiseNearest(2)
+    crop = upscale(pix, img, scale=2, crop_ensemble=[(24, 8), (30, 6)])
+    assert np.abs(crop - upscale(pix, img, scale=2)).max() < 1e-6
     both = upscale([m1, m2], img, scale=2, output="float")
     raw1 = upscale(m1, img, scale=2)
     raw2 = upscale(m2, img, scale=2)
@@ -180,3 +181,176 @@ def test_cuda_precisions(img):
     for p in ("fp32", "tf32", "bf16", "fp16"):
         out = upscale(model, img, scale=2, device="cuda", precision=p, tile=24, overlap=16)
         assert np.abs(out - ref).max() < (1e-4 if p == "fp32" else 0.05), p
+
+
+# --- AIM 2020's crop ensemble and EDSR-PyTorch's --chop, against a restatement of their code ---------------------
+
+class AimModel:
+    """AIM2020-Real-Super-Resolution ``src/model/__init__.py`` ``Model.forward`` in eval mode, restated for one
+    CPU (``n_GPUs`` 1: ``P.data_parallel`` calls the network; single precision). EDSR-PyTorch's ``Model`` is the
+    same with one list entry and no rotation."""
+
+    def __init__(self, model, scale, chop_size, shave_size, self_ensemble=False):
+        self.model, self.scale, self.idx_scale = model, [scale], 0
+        self.chop_patch_size, self.shave_size, self.self_ensemble = chop_size, shave_size, self_ensemble
+        self.n_GPUs, self.input_large = 1, False
+
+    def forward(self, x):
+        forward_function = self.forward_chop
+        y = None
+        for i in range(len(self.chop_patch_size)):
+            if self.self_ensemble:
+                yi = self.forward_x8(x, forward_function=forward_function,
+                                     min_size=self.chop_patch_size[i] * self.chop_patch_size[i],
+                                     shave_size=self.shave_size[i])
+                y = yi if y is None else y + yi
+            else:
+                rot_x = torch.rot90(x, i, [2, 3])
+                if y is None:
+                    y = forward_function(rot_x, shave=self.shave_size[i],
+                                         min_size=self.chop_patch_size[i] * self.chop_patch_size[i])
+                else:
+                    rot_y = forward_function(rot_x, shave=self.shave_size[i],
+                                             min_size=self.chop_patch_size[i] * self.chop_patch_size[i])
+                    y += torch.rot90(rot_y, -i, [2, 3])
+        return y.div(float(len(self.chop_patch_size)))
+
+    def forward_chop(self, *args, shave=10, min_size=160000):
+        scale = 1 if self.input_large else self.scale[self.idx_scale]
+        n_GPUs = min(self.n_GPUs, 4)
+        h, w = args[0].size()[-2:]
+        top = slice(0, h // 2 + shave)
+        bottom = slice(h - h // 2 - shave, h)
+        left = slice(0, w // 2 + shave)
+        right = slice(w - w // 2 - shave, w)
+        x_chops = [torch.cat([a[..., top, left], a[..., top, right], a[..., bottom, left], a[..., bottom, right]])
+                   for a in args]
+        y_chops = []
+        if h * w < 4 * min_size:
+            for i in range(0, 4, n_GPUs):
+                x = [x_chop[i:(i + n_GPUs)] for x_chop in x_chops]
+                y = self.model(*x)
+                if not isinstance(y, list):
+                    y = [y]
+                if not y_chops:
+                    y_chops = [[c for c in _y.chunk(n_GPUs, dim=0)] for _y in y]
+                else:
+                    for y_chop, _y in zip(y_chops, y):
+                        y_chop.extend(_y.chunk(n_GPUs, dim=0))
+        else:
+            for p in zip(*x_chops):
+                p1 = [p[0].unsqueeze(0)]
+                y = self.forward_chop(*p1, shave=shave, min_size=min_size)
+                if not isinstance(y, list):
+                    y = [y]
+                if not y_chops:
+                    y_chops = [[_y] for _y in y]
+                else:
+                    for y_chop, _y in zip(y_chops, y):
+                        y_chop.append(_y)
+        h *= scale
+        w *= scale
+        h_shift = 1 if h % 2 == 1 else 0
+        w_shift = 1 if w % 2 == 1 else 0
+        top = slice(0, h // 2)
+        bottom = slice(h - h // 2 - h_shift, h)
+        bottom_r = slice(h // 2 - h, None)
+        left = slice(0, w // 2)
+        right = slice(w - w // 2 - w_shift, w)
+        right_r = slice(w // 2 - w, None)
+        b, c = y_chops[0][0].size()[:-2]
+        y = [y_chop[0].new(b, c, h, w) for y_chop in y_chops]
+        for y_chop, _y in zip(y_chops, y):
+            _y[..., top, left] = y_chop[0][..., top, left]
+            _y[..., top, right] = y_chop[1][..., top, right_r]
+            _y[..., bottom, left] = y_chop[2][..., bottom_r, left]
+            _y[..., bottom, right] = y_chop[3][..., bottom_r, right_r]
+        return y[0] if len(y) == 1 else y
+
+    def forward_x8(self, *args, forward_function=None, min_size=160000, shave_size=20):
+        def _transform(v, op):
+            v2np = v.data.cpu().numpy()
+            if op == "v":
+                tfnp = v2np[:, :, :, ::-1].copy()
+            elif op == "h":
+                tfnp = v2np[:, :, ::-1, :].copy()
+            else:
+                tfnp = v2np.transpose((0, 1, 3, 2)).copy()
+            return torch.Tensor(tfnp)
+
+        list_x = []
+        for a in args:
+            x = [a]
+            for tf in "v", "h", "t":
+                x.extend([_transform(_x, tf) for _x in x])
+            list_x.append(x)
+        list_y = []
+        for x in zip(*list_x):
+            y = forward_function(*x, shave=shave_size, min_size=min_size)
+            if not isinstance(y, list):
+                y = [y]
+            if not list_y:
+                list_y = [[_y] for _y in y]
+            else:
+                for _list_y, _y in zip(list_y, y):
+                    _list_y.append(_y)
+        for _list_y in list_y:
+            for i in range(len(_list_y)):
+                if i > 3:
+                    _list_y[i] = _transform(_list_y[i], "t")
+                if i % 4 > 1:
+                    _list_y[i] = _transform(_list_y[i], "h")
+                if (i % 4) % 2 == 1:
+                    _list_y[i] = _transform(_list_y[i], "v")
+        y = [torch.cat(_y, dim=0).mean(dim=0, keepdim=True) for _y in list_y]
+        return y[0] if len(y) == 1 else y
+
+
+@pytest.fixture
+def one_thread():
+    """Many small network calls: one torch thread (two spin against each other on a loaded machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _aim(model, img, scale, chops, shaves, self_ensemble=False):
+    x = torch.from_numpy(img.astype(np.float32) / 255).permute(2, 0, 1)[None]
+    with torch.inference_mode():
+        y = AimModel(model.eval(), scale, chops, shaves, self_ensemble).forward(x)
+    return y[0].permute(1, 2, 0).clamp(0, 1).numpy()
+
+
+@pytest.mark.parametrize("scale, shape, chops, shaves", [
+    (2, (37, 53), [16, 10], [4, 3]),  # two levels of quadrants, two rotations
+    (3, (37, 53), [16, 30, 10], [4, 2, 3]),  # odd output sizes (the middle row and column), three rotations
+    (4, (30, 41), [15, 10], [8, 6]),  # AIM's two entries, scaled to this image: one level, two rotations
+    (2, (45, 28), [400], [10]),  # EDSR-PyTorch's --chop (the entry EDSR_CHOP)
+])
+def test_crop_ensemble_is_aims(rng, one_thread, scale, shape, chops, shaves):
+    img = rng.integers(0, 256, size=(*shape, 3)).astype(np.uint8)
+    model = _small_edsr(scale, seed=3)
+    ours = upscale(model, img, scale=scale, crop_ensemble=list(zip(chops, shaves)))
+    theirs = _aim(model, img, scale, chops, shaves)
+    assert ours.shape == theirs.shape == (shape[0] * scale, shape[1] * scale, 3)
+    assert np.abs(ours - theirs).max() < 1e-5
+    if len(chops) > 1:  # the rotated entries see the image another way: not the whole-image result
+        assert np.abs(ours - upscale(model, img, scale=scale)).max() > 1e-4
+
+
+def test_crop_ensemble_with_self_ensemble_is_aims(rng, one_thread):
+    img = rng.integers(0, 256, size=(29, 34, 3)).astype(np.uint8)
+    model = _small_edsr(2, seed=4)
+    ours = upscale(model, img, scale=2, crop_ensemble=[(16, 4), (20, 3)], self_ensemble=True)
+    theirs = _aim(model, img, 2, [16, 20], [4, 3], self_ensemble=True)
+    assert np.abs(ours - theirs).max() < 1e-5
+
+
+def test_edsr_chop_constant_and_small_inputs(rng):
+    from srprep.infer import EDSR_CHOP
+
+    assert EDSR_CHOP == ((400, 10),)  # EDSR-PyTorch: shave=10, min_size=160000
+    model = _small_edsr(2)
+    with pytest.raises(SrprepError, match="too small for shave 10"):
+        upscale(model, rng.integers(0, 256, size=(15, 40, 3)).astype(np.uint8), scale=2, crop_ensemble=EDSR_CHOP)

@@ -20,6 +20,7 @@ from .crop import crop_cmd
 from .enlarge import enlarge_cmd
 from .degrade import degrade_cmd
 from .eval import eval_cmd
+from .identify import identify_cmd
 from .inspect import inspect_cmd
 from .downsample import downsample_cmd
 from .modcrop import modcrop_cmd
@@ -97,6 +98,7 @@ cli.add_command(centroids_cmd)
 cli.add_command(wash_cmd)
 cli.add_command(enlarge_cmd)
 cli.add_command(pairs_group)
+cli.add_command(identify_cmd)
 cli.add_command(verify_cmd)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..infer import PRECISIONS
+from ..infer import EDSR_CHOP, PRECISIONS
 from ..runner import StepReport
 from ..stages.network import InferOptions
 
@@ -66,7 +66,7 @@ def echo_report(ctx: Context, report: StepReport) -> None:
 
 
 def parse_crop_ensemble(text: str | None) -> tuple | None:
-    """``"600,300:100,100"`` -> ``((600, 100), (300, 100))``: tiles, then overlaps (one overlap serves all)."""
+    """``"600,300:100,100"`` -> ``((600, 100), (300, 100))``: chop sizes, then shaves (one shave serves all)."""
     if not text:
         return None
     tiles, sep, overlaps = text.partition(":")
@@ -74,12 +74,12 @@ def parse_crop_ensemble(text: str | None) -> tuple | None:
         t = [int(v) for v in tiles.split(",")]
         o = [int(v) for v in overlaps.split(",")] if sep else []
     except ValueError:
-        raise click.BadParameter(f"{text!r}: expected TILE[,TILE...]:OVERLAP[,OVERLAP...], e.g. 600,300:100,100")
+        raise click.BadParameter(f"{text!r}: expected CHOP[,CHOP...]:SHAVE[,SHAVE...], e.g. 600,300:100,100")
     if not sep or not t or len(o) not in (1, len(t)):
-        raise click.BadParameter(f"{text!r}: give one overlap, or one per tile, after ':' (e.g. 600,300:100,100)")
+        raise click.BadParameter(f"{text!r}: give one shave, or one per chop size, after ':' (e.g. 600,300:100,100)")
     o = o * len(t) if len(o) == 1 else o
-    if any(ov < 0 or ov >= tl for tl, ov in zip(t, o)):
-        raise click.BadParameter(f"{text!r}: each tile must be larger than its overlap (and overlaps >= 0)")
+    if any(sh < 0 or ch < 1 for ch, sh in zip(t, o)):
+        raise click.BadParameter(f"{text!r}: chop sizes must be positive and shaves >= 0")
     return tuple(zip(t, o))
 
 
@@ -111,19 +111,27 @@ def tile_options(fn):
 
 
 def ensemble_options(fn):
-    """--self-ensemble, --crop-ensemble."""
-    fn = click.option("--crop-ensemble", default=None, metavar="TILES:OVERLAPS",
-                      help="Average tiled runs, e.g. 600,300:100,100 = tile 600 overlap 100 and tile 300 "
-                           "overlap 100 (AIM 2020 crop ensemble; replaces --tile).")(fn)
+    """--self-ensemble, --crop-ensemble, --chop."""
+    fn = click.option("--chop", is_flag=True,
+                      help="EDSR-PyTorch's --chop: four overlapping quadrants (shave 10), split again while the "
+                           "image has 4 x 400^2 pixels or more; the same as --crop-ensemble 400:10.")(fn)
+    fn = click.option("--crop-ensemble", default=None, metavar="CHOPS:SHAVES",
+                      help="AIM 2020's crop ensemble, as its --chop-size/--shave-size lists: e.g. 600,300:100,100 "
+                           "runs EDSR's quadrant chop with min size 600^2 and shave 100, and with 300^2 and 100 on "
+                           "the image rotated by 90 degrees (entry i: i x 90), and averages (replaces --tile).")(fn)
     fn = click.option("--self-ensemble", is_flag=True, help="Average the 8 flips/rotations (x8 self-ensemble).")(fn)
     return fn
 
 
-def infer_options_from(tile, overlap, self_ensemble, crop_ensemble, precision) -> InferOptions:
+def infer_options_from(tile, overlap, self_ensemble, crop_ensemble, precision, chop=False) -> InferOptions:
     """The :class:`InferOptions` these options ask for; a bad combination is a usage error naming the option."""
     crops = parse_crop_ensemble(crop_ensemble)
+    if chop and crops:
+        raise click.BadParameter("give --chop or --crop-ensemble, not both (--chop is --crop-ensemble 400:10)",
+                                 param_hint="--chop")
+    crops = EDSR_CHOP if chop else crops
     if crops and tile is not None:
-        raise click.BadParameter("give --tile or --crop-ensemble, not both", param_hint="--crop-ensemble")
+        raise click.BadParameter("give --tile or --crop-ensemble/--chop, not both", param_hint="--crop-ensemble")
     if tile is not None and overlap >= tile:
         raise click.BadParameter(f"--overlap {overlap} must be smaller than --tile {tile}", param_hint="--overlap")
     return InferOptions(tile=tile, overlap=overlap, self_ensemble=self_ensemble, crop_ensemble=crops,

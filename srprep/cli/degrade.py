@@ -12,9 +12,10 @@ from .common import echo_report, png_level_option, step_options
 @click.argument("hr_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("dst", type=click.Path(file_okay=False, path_type=Path))
 @click.option("-r", "--recipe", default="reflash", show_default=True, metavar="reflash|realesrgan|SET|FILE.yaml",
-              help="reflash: the eight Reflash test sets; SET: one of them (e.g. bicubic_noise20); realesrgan: "
-                   "Real-ESRGAN's second-order pipeline, x4plus settings; FILE.yaml: that pipeline with the "
-                   "options in the file (Real-ESRGAN names; see configs/degrade/).")
+              help="reflash: the eight Reflash test sets, made as the original script makes them, in its folders "
+                   "(bicubic_jepg50, its spelling; 'jpeg' is accepted); SET: one of them (e.g. bicubic_noise20); "
+                   "realesrgan: Real-ESRGAN's second-order pipeline, x4plus settings; FILE.yaml: that pipeline with "
+                   "the options in the file (Real-ESRGAN names; see configs/degrade/).")
 @click.option("-s", "--scale", type=click.IntRange(min=1), default=None,
               help="Downscaling factor [default: 4, or the YAML file's scale].")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
@@ -24,20 +25,21 @@ from .common import echo_report, png_level_option, step_options
 @click.option("--resize", type=click.Choice(["pil", "matlab"]), default=None,
               help="reflash: downscale with PIL bicubic (as the original sets) or MATLAB imresize [default: pil].")
 @click.option("--quantize", type=click.Choice(["truncate", "round"]), default=None,
-              help="reflash: float to 8 bits by truncation (as the original sets) or rounding "
+              help="reflash: the noise step's float to 8 bits by truncation (as the original sets) or rounding "
                    "[default: truncate].")
 @click.option("--hr", "hr_target", type=click.Choice(HR_TARGETS), default=None,
               help="realesrgan: DST/HR holds the USM-sharpened GT that the pipeline degrades (x4plus) or the "
                    "original GT [default: sharpened].")
-@click.option("--naming", type=click.Choice(NAMINGS), default="div2k", show_default=True,
-              help="LR file names: div2k (<name>x4.png) or same (<name>.png).")
+@click.option("--naming", type=click.Choice(NAMINGS), default=None,
+              help="LR file names: div2k (<name>x4.png) or same (<name>.png) [default: same for reflash, as the "
+                   "original sets; div2k for realesrgan].")
 @click.option("--sheet", is_flag=True, help="Also write DST/sheet_<recipe>.png: the first image and its "
                                              "degradations side by side, labelled.")
 @png_level_option()
 @step_options
 @click.pass_obj
 def degrade_cmd(ctx, hr_dir: Path, dst: Path, recipe: str, scale, seed: int, copies, resize, quantize, hr_target,
-                naming: str, sheet: bool, png_level: int, jobs, force, dry_run) -> None:
+                naming, sheet: bool, png_level: int, jobs, force, dry_run) -> None:
     """Make degraded LR images: the Reflash test sets or Real-ESRGAN-style copies, seeded.
 
     Every LR image gets a JSON file beside it with everything that made it (recipe, steps, drawn
@@ -48,7 +50,7 @@ def degrade_cmd(ctx, hr_dir: Path, dst: Path, recipe: str, scale, seed: int, cop
     \b
     Layout:
       DST/HR/<name>.png                       HR (realesrgan: USM-sharpened unless --hr original)
-      DST/<set>/<name>x4.png + .json          reflash, one folder per set
+      DST/<set>/<name>.png + .json            reflash, one folder per set
       DST/LR/<name>_c<k>x4.png + .json        realesrgan, copy k
 
     \b

@@ -17,8 +17,8 @@ from .common import png_level_option, step_options
 @click.option("--to", "to_scale", type=click.IntRange(min=1), default=2, show_default=True,
               help="Scale of the output pairs (smaller than --from).")
 @click.option("--resize", type=click.Choice(RESIZE_METHODS), default="matlab", show_default=True,
-              help="HR resize: MATLAB bicubic (exact, uint8 convention) or Pillow bicubic (the original "
-                   "recipe's likely call).")
+              help="HR resize: MATLAB bicubic (exact, uint8 convention) or plain Pillow's bicubic, bit-exact "
+                   "(the original recipe's Image.resize under its pinned Pillow 7.1.2; not pillow-simd's).")
 @click.option("--key-suffix", default=None, metavar="TEXT",
               help="Appended to every enlarged key (default: _x<FROM> unless --key-prefix is given).")
 @click.option("--key-prefix", default=None, metavar="TEXT", help="Prepended to every enlarged key.")

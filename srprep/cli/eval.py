@@ -31,7 +31,7 @@ from .common import ensemble_options, infer_options_from, model_options, tile_op
               help="Save the (8-bit) SR images as DIR/<dataset>/<name>.png.")
 @click.pass_obj
 def eval_cmd(ctx, model, arch, scale, trust_checkpoint, datas, lr_convention, make_lr, y_only, border, tile, overlap,
-             precision, device, self_ensemble, crop_ensemble, csv_path, json_path, save_sr) -> None:
+             precision, device, self_ensemble, crop_ensemble, chop, csv_path, json_path, save_sr) -> None:
     """PSNR/SSIM of a pretrained network on benchmark datasets, as the SR papers report them.
 
     The SR output is rounded to 8 bits, then PSNR and SSIM are measured on the Y channel (MATLAB's
@@ -46,7 +46,7 @@ def eval_cmd(ctx, model, arch, scale, trust_checkpoint, datas, lr_convention, ma
       srprep eval -m EDSR_x4.pt -d Set5 --make-lr --lr-convention im2double --self-ensemble
       srprep eval -m RRDB_x4.pth -d Urban100 --tile 256 --device cuda --save-sr sr/
     """
-    opts = infer_options_from(tile, overlap, self_ensemble, crop_ensemble, precision)
+    opts = infer_options_from(tile, overlap, self_ensemble, crop_ensemble, precision, chop)
     report = evaluate_datasets(model, list(datas), arch=arch, scale=scale, lr_convention=lr_convention,
                                make_lr=make_lr, y_only=y_only, border=border, opts=opts, device=device,
                                trust_checkpoint=trust_checkpoint, save_sr=save_sr)

@@ -20,7 +20,7 @@ from .common import (batch_option, echo_report, ensemble_options, infer_options_
 @step_options
 @click.pass_obj
 def upscale_cmd(ctx, src: Path, dst: Path, model, arch, scale, trust_checkpoint, tile, overlap, precision, device,
-                self_ensemble, crop_ensemble, batch, png_level, jobs, force, dry_run) -> None:
+                self_ensemble, crop_ensemble, chop, batch, png_level, jobs, force, dry_run) -> None:
     """Super-resolve a folder (or store) of LR images with a pretrained network.
 
     SRC is a folder of images, an LMDB store or FILE.h5/FIELD. Writes DST/<key>.png for every image
@@ -36,7 +36,7 @@ def upscale_cmd(ctx, src: Path, dst: Path, model, arch, scale, trust_checkpoint,
       srprep upscale big_LR/ big_SR/ -m EDSR_x2.pt --tile 512 --overlap 32 --device cuda --precision bf16
       srprep upscale Set5/LR_bicubic/X4 out/ -m RRDB_x4.pth --self-ensemble
     """
-    opts = infer_options_from(tile, overlap, self_ensemble, crop_ensemble, precision)
+    opts = infer_options_from(tile, overlap, self_ensemble, crop_ensemble, precision, chop)
     echo_report(ctx, upscale_store(src, dst, model, arch=arch, scale=scale, opts=opts, device=device,
                                    trust_checkpoint=trust_checkpoint, png_level=png_level, batch=batch, jobs=jobs,
                                    force=force, dry_run=dry_run, progress=ctx.progress))

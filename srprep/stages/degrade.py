@@ -4,22 +4,26 @@ Two recipes:
 
 ``reflash``
     the eight fixed test sets of Reflash Dropout (Kong et al., CVPR 2022; see
-    :mod:`srprep.ops.degrade.recipes`): bicubic, blur2_bicubic, bicubic_noise20, bicubic_jpeg50,
-    blur2_bicubic_noise20, blur2_bicubic_jpeg50, bicubic_noise20_jpeg50, blur2_bicubic_noise20_jpeg50.
-    One of those names alone makes that set only. Defaults reproduce the original sets (PIL bicubic,
-    float -> uint8 by truncation); ``resize="matlab"`` and ``quantize="round"`` are the documented
-    alternatives.
+    :mod:`srprep.ops.degrade.recipes`): bicubic, blur2_bicubic, bicubic_noise20, bicubic_jepg50,
+    blur2_bicubic_noise20, blur2_bicubic_jepg50, bicubic_noise20_jepg50, blur2_bicubic_noise20_jepg50
+    (the original script's folder names, its ``jepg`` spelling included; ``jpeg`` is accepted as an alias).
+    One of those names alone makes that set only. Defaults reproduce the original script step by step
+    (8-bit OpenCV blur, PIL bicubic, its float noise truncated to 8 bits, PIL JPEG) and name each LR as its
+    HR, as the original's test configs expect; ``resize="matlab"`` and ``quantize="round"`` are the
+    documented alternatives.
 ``realesrgan``
     Real-ESRGAN's second-order pipeline (:mod:`srprep.ops.degrade.pipeline`), ``copies`` LR images per HR,
     with the x4plus settings or a :class:`~srprep.ops.degrade.pipeline.DegradationConfig` read from a YAML
     file (:func:`load_config`).
 
-Layout written (``x4``: the scale suffix of the DIV2K/EDSR naming that the rest of srprep writes;
-``naming="same"`` drops it; :class:`~srprep.io.stores.FolderStore` reads both)::
+Layout written (LR names: reflash names each LR as its HR, as the original does (``naming="same"``);
+realesrgan adds ``x4``, the scale suffix of the DIV2K/EDSR naming that the rest of srprep writes
+(``naming="div2k"``); either recipe takes the other naming; :class:`~srprep.io.stores.FolderStore` reads
+both)::
 
     DST/HR/<key>.png                   the HR, cropped bottom/right to a multiple of the scale (HR = LR x s)
-    DST/<set>/<key>x4.png              reflash: one folder per set
-    DST/<set>/<key>x4.json             ... the parameters of that image
+    DST/<set>/<key>.png                reflash: one folder per set
+    DST/<set>/<key>.json               ... the parameters of that image
     DST/LR/<key>_c<k>x4.png            realesrgan: copy k = 0 .. copies-1 of image <key>
     DST/LR/<key>_c<k>x4.json           ... the parameters drawn for that copy
     DST/degradation.yaml               realesrgan: the resolved config (a valid --recipe file)
@@ -91,8 +95,12 @@ RECIPE_KINDS = ("reflash", "realesrgan")
 HR_TARGETS = ("sharpened", "original")
 #: LR file names: ``<key>x4.png`` (DIV2K/EDSR) or ``<key>.png``.
 NAMINGS = ("div2k", "same")
+#: The naming each recipe uses when none is given: the Reflash sets name each LR as its HR.
+DEFAULT_NAMING = {"reflash": "same", "realesrgan": "div2k"}
 #: Copies of one image shown on the realesrgan contact sheet.
 SHEET_COPIES = 4
+#: The Reflash sets' JPEG encoder: the original saves with PIL (libjpeg-turbo; OpenCV's gives the same bytes).
+REFLASH_JPEG = "pil"
 
 
 @dataclass(frozen=True)
@@ -106,7 +114,8 @@ class DegradeOptions:
     resize: reflash downscale, ``"pil"`` (the original sets) or ``"matlab"`` (MATLAB imresize bicubic).
     quantize: reflash float -> uint8, ``"truncate"`` (the original sets) or ``"round"``.
     hr: realesrgan ``DST/HR``: ``"sharpened"`` (the GT the pipeline degrades) or ``"original"``.
-    naming: ``"div2k"`` (``<key>x4.png``) or ``"same"`` (``<key>.png``) for LR files.
+    naming: ``"div2k"`` (``<key>x4.png``) or ``"same"`` (``<key>.png``) for LR files; None: the recipe's
+        (:data:`DEFAULT_NAMING`: same for reflash, div2k for realesrgan).
     png_level: PNG compression level 0-9 (pixels are the same at every level).
     """
 
@@ -116,7 +125,7 @@ class DegradeOptions:
     resize: str = "pil"
     quantize: str = "truncate"
     hr: str = "sharpened"
-    naming: str = "div2k"
+    naming: str | None = None
     png_level: int = 1
 
     def check(self) -> None:
@@ -130,7 +139,7 @@ class DegradeOptions:
             raise ValueError(f"copies must be a positive integer, not {self.copies!r}")
         for name, allowed in (("resize", ("pil", "matlab")), ("quantize", ("truncate", "round")),
                               ("hr", HR_TARGETS), ("naming", NAMINGS)):
-            if getattr(self, name) not in allowed:
+            if getattr(self, name) not in allowed and not (name == "naming" and self.naming is None):
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
         if not 0 <= self.png_level <= 9:
             raise ValueError(f"png_level must be in 0..9, not {self.png_level!r}")
@@ -289,20 +298,22 @@ def load_config(path: str | os.PathLike, *, scale: int | None = None):
 
 
 def is_reflash(recipe) -> bool:
-    """Whether a ``--recipe`` value names the Reflash sets (all, or one) rather than the realesrgan pipeline."""
-    from ..ops.degrade.recipes import RECIPE_NAMES
+    """Whether a ``--recipe`` value names the Reflash sets (all, or one, either spelling) rather than the
+    realesrgan pipeline."""
+    from ..ops.degrade.recipes import ALIASES, RECIPE_NAMES
 
-    return isinstance(recipe, str) and (recipe == "reflash" or recipe in RECIPE_NAMES)
+    return isinstance(recipe, str) and (recipe == "reflash" or recipe in RECIPE_NAMES or recipe in ALIASES)
 
 
 def resolve_recipe(recipe, scale: int | None = None) -> tuple[str, tuple[str, ...] | object]:
     """``("reflash", set names)`` or ``("realesrgan", DegradationConfig)`` for a ``--recipe`` value.
 
-    ``recipe``: ``"reflash"`` (all eight sets), one Reflash set name, ``"realesrgan"`` (x4plus settings),
+    ``recipe``: ``"reflash"`` (all eight sets), one Reflash set name (either spelling; the original's is
+    returned), ``"realesrgan"`` (x4plus settings),
     a path to a YAML file (:func:`load_config`), or a ``DegradationConfig``.
     """
     from ..ops.degrade.pipeline import DegradationConfig
-    from ..ops.degrade.recipes import RECIPE_NAMES
+    from ..ops.degrade.recipes import ALIASES, RECIPE_NAMES
 
     if isinstance(recipe, DegradationConfig):
         cfg = recipe if scale is None else dataclasses.replace(recipe, scale=int(scale))
@@ -311,8 +322,8 @@ def resolve_recipe(recipe, scale: int | None = None) -> tuple[str, tuple[str, ..
     recipe = str(recipe)
     if recipe == "reflash":
         return "reflash", RECIPE_NAMES
-    if recipe in RECIPE_NAMES:
-        return "reflash", (recipe,)
+    if recipe in RECIPE_NAMES or recipe in ALIASES:
+        return "reflash", (ALIASES.get(recipe, recipe),)
     if recipe == "realesrgan":
         return "realesrgan", _realesrgan_config(scale=4 if scale is None else int(scale))
     if recipe.lower().endswith((".yaml", ".yml")) or Path(recipe).is_file():
@@ -404,8 +415,8 @@ def _reflash_one(payload, *, name: str, out: str, opts: DegradeOptions, scale: i
     hr = _read_hr(src, scale, min_side, why)
     noisy = "noise" in RECIPES[name]
     lr, info = apply_reflash(hr, name, scale=scale, seed=opts.seed if noisy else 0, key=key,
-                             resize=opts.resize, quantize=opts.quantize)
-    writer = FolderWriter(out, suffix=_lr_suffix(scale, opts.naming), png_level=opts.png_level)
+                             resize=opts.resize, quantize=opts.quantize, jpeg_backend=REFLASH_JPEG)
+    writer = FolderWriter(out, suffix=_lr_suffix(scale, _naming(opts, "reflash")), png_level=opts.png_level)
     png = writer.name(key)
     if not noisy:
         info["seed"] = None  # nothing random: the pixels do not depend on the seed
@@ -447,7 +458,8 @@ def _realesrgan_one(payload, *, cfg, out: str, hr_out: str, opts: DegradeOptions
         # DST/HR holds the sharpened GT; degrade that very image, so the pair is exact (module doc)
         params = dataclasses.replace(params, gt_usm=False)
     lr = apply(gt, params)
-    writer = FolderWriter(out, suffix=_lr_suffix(cfg.scale, opts.naming), png_level=opts.png_level)
+    writer = FolderWriter(out, suffix=_lr_suffix(cfg.scale, _naming(opts, "realesrgan")),
+                          png_level=opts.png_level)
     ckey = _copy_key(key, k)
     png = writer.name(ckey)
     pdict = params.to_dict()
@@ -469,6 +481,10 @@ def _lr_suffix(scale: int, naming: str) -> str:
     return scale_suffix(scale) if naming == "div2k" else ""
 
 
+def _naming(opts: DegradeOptions, kind: str) -> str:
+    return opts.naming or DEFAULT_NAMING[kind]
+
+
 # ------------------------------------------------------------------------------------ regeneration
 
 
@@ -477,9 +493,12 @@ def regenerate_from_record(record: dict, hr: np.ndarray) -> np.ndarray:
     if record.get("recipe") == "reflash":
         from ..ops.degrade.recipes import apply_reflash
 
-        lr, _ = apply_reflash(hr, record["set"], scale=record["scale"], seed=record["seed"] or 0,
-                              key=record["key"], resize=record["resize"], quantize=record["quantize"],
-                              jpeg_backend=record.get("jpeg_backend") or "cv2")
+        lr, info = apply_reflash(hr, record["set"], scale=record["scale"], seed=record["seed"] or 0,
+                                 key=record["key"], resize=record["resize"], quantize=record["quantize"],
+                                 jpeg_backend=record.get("jpeg_backend") or REFLASH_JPEG)
+        if record.get("noise_stream") != info["noise_stream"]:
+            raise ValueError(f"the record's noise ({record.get('noise_stream')}) is not the one this version "
+                             f"draws ({info['noise_stream']}): make the set again")
         return lr
     if record.get("recipe") == "realesrgan":
         from ..ops.degrade.params import DegradationParams
@@ -554,7 +573,8 @@ def degrade(hr_dir: str | os.PathLike, dst: str | os.PathLike, recipe="reflash",
 
         for name in sets:
             params = {"recipe": name, "scale": scale, "resize": opts.resize, "quantize": opts.quantize,
-                      "jpeg_backend": "cv2", "naming": opts.naming, "png_level": opts.png_level}
+                      "jpeg_backend": REFLASH_JPEG, "naming": _naming(opts, "reflash"),
+                      "png_level": opts.png_level}
             if "noise" in RECIPES[name]:
                 params["seed"] = int(opts.seed)
             out = dst / name
@@ -577,7 +597,8 @@ def degrade(hr_dir: str | os.PathLike, dst: str | os.PathLike, recipe="reflash",
         # copies is not a parameter: the item set (one item per copy) carries it, so more copies only
         # adds items and fewer removes them
         params = {"recipe": "realesrgan", "config": config, "config_sha256": config_sha256, "scale": cfg.scale,
-                  "seed": int(opts.seed), "hr": hr_target, "naming": opts.naming, "png_level": opts.png_level}
+                  "seed": int(opts.seed), "hr": hr_target, "naming": _naming(opts, "realesrgan"),
+                  "png_level": opts.png_level}
         copy_items = [Item(_copy_key(it.key, k), it.fingerprint, (it.key, k, it.payload[1]))
                       for it in items for k in range(opts.copies)]
         worker = functools.partial(_realesrgan_one, cfg=cfg, out=str(dst / "LR"), hr_out=str(dst / "HR"), opts=opts,
@@ -596,9 +617,9 @@ def degrade(hr_dir: str | os.PathLike, dst: str | os.PathLike, recipe="reflash",
 def _check_not_mixed(dst: Path, kind: str) -> None:
     """Refuse to write one recipe's output where the other's is: both own ``DST/HR``, and realesrgan's HR
     may be sharpened, so the second run would silently break the first one's pairs."""
-    from ..ops.degrade.recipes import RECIPE_NAMES
+    from ..ops.degrade.recipes import ALIASES, RECIPE_NAMES
 
-    other = ["LR"] if kind == "reflash" else list(RECIPE_NAMES)
+    other = ["LR"] if kind == "reflash" else [*RECIPE_NAMES, *ALIASES]
     found = [name for name in other if (dst / name / STATE_DIR).is_dir()]
     if found:
         theirs = "realesrgan" if kind == "reflash" else "reflash"
@@ -637,12 +658,12 @@ def _write_sheet(dst: Path, kind: str, store: FolderStore, report: DegradeReport
     key = store.keys()[0]
     if kind == "reflash":
         scale = 4 if opts.scale is None else int(opts.scale)
-        suffix = _lr_suffix(scale, opts.naming)
+        suffix = _lr_suffix(scale, _naming(opts, "reflash"))
         hr = images.read_image(dst / "HR" / f"{key}.png")
         tiles = [(name, _reader(dst / name / f"{key}{suffix}.png")) for name in what]
     else:
         scale = what.scale
-        suffix = _lr_suffix(scale, opts.naming)
+        suffix = _lr_suffix(scale, _naming(opts, "realesrgan"))
         # the original, not the sharpened HR, so the sheet shows what the pipeline did to the photo
         hr = modcrop(images.read_image(store.path(key)), scale)
         tiles = [(f"copy {k}", _reader(dst / "LR" / f"{_copy_key(key, k)}{suffix}.png"))

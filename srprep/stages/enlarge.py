@@ -12,9 +12,12 @@ For each pair of ``x3_dir`` (fields ``HR`` and ``LR``, or ``X3``; folders of ima
   the new HR covers the same scene as the LR pixel for pixel (resizing an uncropped HR to that size would
   squeeze it by up to ``(from - 1) / H``);
 * the resize is MATLAB's bicubic (``resize="matlab"``, default: :func:`srprep.ops.imresize.imresize_matlab`
-  with an explicit size, the uint8 convention: rounded after each 1-D pass, antialiased), or Pillow's
-  bicubic (``resize="pil"``: ``Image.resize(size, BICUBIC)``, the call the original Python recipe most likely
-  made; it differs from MATLAB's by about 0.1 level on average, 2 at most, on photos);
+  with an explicit size, the uint8 convention: rounded after each 1-D pass, antialiased), or plain Pillow's
+  bicubic (``resize="pil"``: the recipe's own call, ``HR_img.resize(size)`` with Pillow's default filter,
+  BICUBIC, under the Pillow 7.1.2 its authors pinned; reproduced bit for bit by
+  :func:`srprep.ops.pil_resize.pil_resize`, whatever PIL is installed: pillow-simd's bicubic differs).
+  The two differ in about 20 % of values: by 0.22 level on average on B100 (0.09-0.27 per image; Set5
+  0.17-0.24, Kodak 0.20-0.26), by up to 12 levels (4-10 on Set5 and Kodak) at edges;
 * the LR file is linked or copied unchanged (byte-identical);
 * the output key is the input key with a prefix or suffix (default suffix ``_x3``), so that it cannot
   collide with the x2 set it is merged with, whose keys (``000000`` ...) are the same numbers.
@@ -39,6 +42,7 @@ from ..io.keys import check_key
 from ..io.stores import store_location
 from ..ops.grid import modcrop
 from ..ops.imresize import imresize_matlab
+from ..ops.pil_resize import pil_resize
 from ..runner import Item, ItemResult, Step, StepReport, run_step
 from .pairs import DatasetField, check_output_dir, find_pair
 from .wash import LINK_KINDS, link_file, probe_link
@@ -46,6 +50,8 @@ from .wash import LINK_KINDS, link_file, probe_link
 __all__ = ["RESIZE_METHODS", "EnlargeReport", "enlarged_size", "resize_hr", "enlarge"]
 
 RESIZE_METHODS = ("matlab", "pil")
+# The Pillow release AIM2020's authors pinned (its pass order is the one reproduced by resize="pil").
+AIM_PILLOW = (7, 1, 2)
 
 
 def enlarged_size(hr_size: tuple[int, int], from_scale: int, to_scale: int) -> tuple[int, int]:
@@ -65,7 +71,7 @@ def resize_hr(hr: np.ndarray, from_scale: int, to_scale: int, method: str = "mat
     Args:
         hr: ``(H, W, 3)`` uint8 RGB.
         from_scale, to_scale: integers, ``from_scale > to_scale >= 1``.
-        method: "matlab" (bicubic, uint8 convention) or "pil" (Pillow bicubic).
+        method: "matlab" (bicubic, uint8 convention) or "pil" (plain Pillow 7.1.2 bicubic, exactly).
 
     Returns:
         ``(to * (H // from), to * (W // from), 3)`` uint8.
@@ -78,9 +84,7 @@ def resize_hr(hr: np.ndarray, from_scale: int, to_scale: int, method: str = "mat
     crop = modcrop(hr, from_scale)
     if method == "matlab":
         return imresize_matlab(crop, size=size)
-    from PIL import Image
-
-    return np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize((size[1], size[0]), Image.BICUBIC))
+    return pil_resize(np.ascontiguousarray(crop), size, "bicubic", pillow=AIM_PILLOW)
 
 
 def _enlarge_one(payload, *, out: str, from_scale: int, to_scale: int, method: str, kind: str,
@@ -201,12 +205,14 @@ def enlarge(x3_dir: str | os.PathLike, dst: str | os.PathLike, *, from_scale: in
                 raise StoreError(f"two pairs would write {dst / rel} ({seen[rel]!r} and {it.key!r}); choose another "
                                  f"--key-suffix or --key-prefix")
             seen[rel] = it.key
+    params = {"from": from_scale, "to": to_scale, "resize": resize, "prefix": prefix, "suffix": suffix,
+              "link": link, "png_level": png_level}
+    if resize == "pil":  # outputs of earlier srprep versions used pillow-simd's bicubic: not up to date
+        params["pillow"] = ".".join(map(str, AIM_PILLOW))
     reads = [store_location(hr.store), store_location(lr.store)]
     if merge is not None:
         reads += [store_location(mhr.store), store_location(mlr.store)]
-    step = Step("enlarge", dst, {"from": from_scale, "to": to_scale, "resize": resize, "prefix": prefix,
-                                 "suffix": suffix, "link": link, "png_level": png_level}, inputs,
-                reads=tuple(p for p in reads if p is not None))
+    step = Step("enlarge", dst, params, inputs, reads=tuple(p for p in reads if p is not None))
     if not dry_run:
         probe_link(lr.store.path(keys[0]), dst / "LR", link)
     # Absolute paths (here and in the payloads): a worker of a reused pool may run in another directory.

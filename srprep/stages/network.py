@@ -155,7 +155,7 @@ def load_model(spec: ModelSpec, device: str = "cpu"):
 class InferOptions:
     """How the network is run (see :func:`srprep.infer.upscale`); every field changes the output.
 
-    crop_ensemble: ``((tile, overlap), ...)`` or None. precision: fp32 | tf32 | bf16 | fp16.
+    crop_ensemble: AIM 2020's ``((chop_size, shave), ...)`` or None. precision: fp32 | tf32 | bf16 | fp16.
     """
 
     tile: Optional[int] = None
@@ -172,6 +172,8 @@ class InferOptions:
     def params(self) -> dict:
         d = asdict(self)
         d["crop_ensemble"] = [list(c) for c in self.crop_ensemble] if self.crop_ensemble else None
+        if self.crop_ensemble:  # srprep's earlier crop ensemble (averaged tilings) took the same numbers
+            d["crop_ensemble_method"] = "aim2020 rotated quadrant chop"
         return d
 
 

@@ -3,7 +3,8 @@
 ``RUN/checkpoints/step_0001000.pt`` holds everything a continuation needs: network and EMA weights,
 optimiser and schedule state, the step (which is also the sampler position: the data stream is a function of
 the step, see :mod:`srprep.train.data`; recorded under ``sampler`` with the batch, process count and seed it
-depends on), the skip rule's last accepted loss, the global RNG states (torch, CUDA, numpy, python) and the
+depends on), the skip rule's last accepted loss, the training-pair pool of Real-ESRGAN's procedure
+(``degrade.queue``; the main process's), the global RNG states (torch, CUDA, numpy, python) and the
 resolved config. The explicit generators of the augmentations (and the global torch RNG, for dropout) are
 re-seeded every step from ``(seed, step, rank)``, so the step number is their state. Values are tensors and
 plain Python types only, so the file is read with ``torch.load(weights_only=True)``: loading a checkpoint

@@ -59,8 +59,8 @@ class DataConfig:
     patch: int = 96  # HR patch side; the LR patch is patch / scale
     batch: int = 16  # patches per step and per process (the global batch is batch x processes)
     workers: int = 4  # DataLoader worker processes (0: read in the training process)
-    flip: bool = True  # random horizontal/vertical flips
-    rot90: bool = True  # random transposition (with the flips: all 8 rotations/reflections)
+    flip: bool = True  # random horizontal flip (BasicSR's use_hflip)
+    rot90: bool = True  # random vertical flip and transposition (its use_rot; with flip: all 8 orientations)
     cache: bool = False  # keep decoded images in memory (small data sets read as files)
 
 
@@ -103,13 +103,23 @@ class AugmentConfig:
 
 @dataclass
 class DegradeConfig:
-    """On-the-fly Real-ESRGAN degradation of HR patches (data.lr must be null)."""
+    """On-the-fly Real-ESRGAN degradation of HR patches (data.lr must be null).
+
+    Real-ESRGAN's procedure (``crop_pad: 400``, ``queue: 180``): each GT is cropped (or reflect-padded) to
+    ``crop_pad`` and degraded at that size, the training pair (``data.patch`` GT, ``data.patch / s`` LR) is
+    cropped from the result, and the pairs pass through a pool of ``queue`` pairs per process: the first
+    ``queue / data.batch`` steps fill it (training on their own batch), then each step swaps its batch with
+    ``data.batch`` pairs drawn from the shuffled pool. ``crop_pad: null`` degrades the patch itself (no GT
+    beyond the patch), ``queue: 0`` has no pool.
+    """
 
     enabled: bool = False
     recipe: Optional[str] = None  # YAML file of DegradationConfig options (configs/degrade/*.yaml)
     options: dict = field(default_factory=dict)  # options that override the recipe's
     noise: str = "device"  # device (torch generator on the GPU) | host (numpy, same numbers as srprep degrade)
     sharpen_target: Optional[bool] = None  # L1 target = USM(HR); null: follow gt_usm, as Real-ESRGAN
+    crop_pad: Optional[int] = None  # GT side cropped/padded to before degrading (Real-ESRGAN: 400); null: patch
+    queue: int = 0  # training-pair pool per process (Real-ESRGAN x4plus: 180; Reflash: 16); 0: none
 
 
 @dataclass
@@ -118,7 +128,7 @@ class LossTerm:
 
     type: str = "l1"  # l1 | mse | charbonnier | clip_l1 | ssim
     weight: float = 1.0
-    eps: float = 1e-3  # charbonnier
+    eps: float = 1e-12  # charbonnier: sqrt(d^2 + eps), BasicSR's eps and default (not squared)
     clip_min: float = 0.0  # clip_l1, on the 0-255 scale as the AIM 2020 code
     clip_max: float = 10.0
 
@@ -134,12 +144,14 @@ class OptimConfig:
 
 @dataclass
 class ScheduleConfig:
-    name: str = "cosine"  # cosine | multistep | constant
+    name: str = "cosine"  # cosine | cosine_restart | multistep | constant
     warmup: int = 0  # linear warm-up steps
     warmup_factor: float = 0.001  # factor at step 0 of the warm-up
-    min_lr: float = 0.0  # cosine floor
+    min_lr: float = 0.0  # cosine floor; cosine_restart: BasicSR's eta_min
     milestones: list[int] = field(default_factory=list)  # multistep
     gamma: float = 0.5  # multistep factor
+    periods: list[int] = field(default_factory=list)  # cosine_restart: steps of each cosine (BasicSR's periods)
+    restart_weights: list[float] = field(default_factory=list)  # cosine_restart: peak of each (default all 1)
 
 
 @dataclass
@@ -188,7 +200,7 @@ _CHOICES = {
     "eco.schedule": ("sigmoid", "linear"),
     "degrade.noise": ("device", "host"),
     "optim.name": ("adam", "adamw", "lamb"),
-    "schedule.name": ("cosine", "multistep", "constant"),
+    "schedule.name": ("cosine", "cosine_restart", "multistep", "constant"),
     "train.precision": ("auto", "fp32", "bf16"),
     "train.grad_clip_mode": ("norm", "value"),
 }
@@ -306,6 +318,16 @@ def _check(cfg: Config) -> None:
         raise ConfigError("data.lr is null: give the LR field (e.g. X2), or set degrade.enabled=true")
     if cfg.degrade.enabled and cfg.eco.enabled:
         raise ConfigError("eco and degrade cannot be combined: ECO needs fixed (lr, centroid) pairs")
+    cp = cfg.degrade.crop_pad
+    if cp is not None and (cp < cfg.data.patch or cp % s):
+        raise ConfigError(f"degrade.crop_pad ({cp}) must be a multiple of model.scale ({s}) and at least data.patch "
+                          f"({cfg.data.patch})")
+    if cfg.degrade.queue < 0 or cfg.degrade.queue % cfg.data.batch:
+        raise ConfigError(f"degrade.queue ({cfg.degrade.queue}) must be a multiple of data.batch "
+                          f"({cfg.data.batch}), as Real-ESRGAN's pool (0: no pool)")
+    if (cp is not None or cfg.degrade.queue) and not cfg.degrade.enabled:
+        raise ConfigError("degrade.crop_pad and degrade.queue belong to on-the-fly degradation: set "
+                          "degrade.enabled=true")
     for name in ("rgb_permute", "blend", "mixup"):
         p = getattr(cfg.augment, name)
         if not 0.0 <= p <= 1.0:
@@ -314,6 +336,13 @@ def _check(cfg: Config) -> None:
         raise ConfigError("loss: at least one term is needed")
     if len(cfg.optim.betas) != 2:
         raise ConfigError(f"optim.betas: expected two numbers, got {cfg.optim.betas}")
+    sch = cfg.schedule
+    if sch.name == "cosine_restart":
+        if not sch.periods or min(sch.periods) < 1:
+            raise ConfigError(f"schedule.periods: cosine_restart needs positive period lengths, got {sch.periods}")
+        if sch.restart_weights and len(sch.restart_weights) != len(sch.periods):
+            raise ConfigError(f"schedule.restart_weights: one per period ({len(sch.periods)}), got "
+                              f"{sch.restart_weights}")
 
 
 # --- files and overrides --------------------------------------------------------------------------------------

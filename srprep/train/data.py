@@ -11,11 +11,22 @@ random stream seeded by ``(seed, i)`` alone. A batch is therefore the same whate
 DataLoader workers, and resuming at step ``t`` only needs ``t``. Crops start on the scale grid: the LR
 window ``(y, x, P/s)`` and the HR window ``(s y, s x, P)`` cover the same scene.
 
+Flips as BasicSR's ``augment``: ``data.flip`` draws the horizontal flip (``use_hflip``), ``data.rot90`` the
+vertical flip and the transposition (``use_rot``: with the horizontal flip, all 8 rotations/reflections).
+
 What a batch holds (CPU, from the DataLoader): ``hr``/``lr`` (and ``hr_c``/``lr_c`` for ECO) as (B, P, P, 3)
 uint8 (NHWC, so the later permute gives a channels-last tensor for free), ``flags`` (B, 3) uint8 (horizontal
 flip, vertical flip, transpose) and, with on-the-fly degradation, ``params`` (a list of
 :class:`~srprep.ops.degrade.DegradationParams` drawn per sample). Flips and everything else are applied on
 the device (:mod:`srprep.train.augment`).
+
+Real-ESRGAN's procedure (``degrade.crop_pad``, e.g. 400): the sample is not the training patch but a
+``crop_pad`` square GT (Real-ESRGAN's dataset: flips of the whole image, then reflect-101 padding at the
+bottom/right up to ``crop_pad`` when a side is shorter, then a random ``crop_pad`` crop). The flips are then
+already applied on the host (``flags`` come back zero), the degradation parameters are drawn for the
+``crop_pad`` GT, and ``crop`` (B, 2) holds the top-left corner, on the LR grid, of the training patch that the
+loop cuts from the degraded pair (Real-ESRNet's ``paired_random_crop``: LR ``P/s``, GT ``P``). A sample's
+draws, in order: flags, the GT crop (top, left), the degradation parameters, the patch (top, left).
 """
 from __future__ import annotations
 
@@ -208,20 +219,26 @@ class PatchDataset(Dataset):
         grid: ``{key: (h, w)}`` LR grid sizes (from :func:`check_fields`).
         scale, patch, seed: the model's scale, the HR patch side, the run's seed.
         lr_fields: which fields are LR-size.
-        flip, rot90: draw flips / transposition flags.
+        flip, rot90: draw the horizontal flip / the vertical flip and transposition (BasicSR's use_hflip / use_rot).
         degrade: a :class:`~srprep.ops.degrade.DegradationConfig` to draw per-sample parameters from.
+        crop_pad: with ``degrade``: the GT side Real-ESRGAN crops or pads to before degrading (module doc);
+            None: the training patch itself is degraded.
         cache: keep whole decoded images in memory (per process) for stores that cannot read a region.
     """
 
     def __init__(self, stores: dict[str, Store], keys: Sequence[str], grid: dict[str, tuple[int, int]], *,
                  scale: int, patch: int, seed: int, lr_fields: Sequence[str], flip: bool = True,
-                 rot90: bool = True, degrade=None, cache: bool = False):
+                 rot90: bool = True, degrade=None, crop_pad: Optional[int] = None, cache: bool = False):
         if not keys:
             raise StoreError("no training keys")
+        if crop_pad is not None and (degrade is None or crop_pad < patch or crop_pad % scale):
+            raise ValueError(f"crop_pad {crop_pad} needs on-the-fly degradation and a multiple of the scale "
+                             f"{scale} that is at least the patch {patch}")
         self.stores, self.keys, self.grid = stores, list(keys), grid
         self.scale, self.patch, self.seed = scale, patch, seed
         self.lr_fields = set(lr_fields)
         self.flip, self.rot90, self.degrade, self.cache = flip, rot90, degrade, cache
+        self.crop_pad = crop_pad
         self._cache: dict[tuple[str, str], np.ndarray] = {}
         self._orders: dict[int, np.ndarray] = {}
 
@@ -246,23 +263,26 @@ class PatchDataset(Dataset):
         reader = getattr(store, "read_region", None)
         if reader is not None and not self.cache:
             patch = reader(key, top, left, size, size)
+            if patch.ndim == 2:
+                patch = np.repeat(patch[..., None], 3, axis=2)
         else:
-            img = self._cache.get((name, key)) if self.cache else None
-            if img is None:
-                img = store.read(key)
-                if self.cache:
-                    self._cache[(name, key)] = img
-            patch = img[top:top + size, left:left + size]
-        if patch.ndim == 2:
-            patch = np.repeat(patch[..., None], 3, axis=2)
+            patch = self._read_whole(name, key)[top:top + size, left:left + size]
         if patch.shape != (size, size, 3):
             raise StoreError(f"{_store_name(store)} ({name}): item {key!r} gave a {patch.shape} patch at "
                              f"({top}, {left}); expected ({size}, {size}, 3)")
         return np.ascontiguousarray(patch)
 
+    def _flags(self, rng: np.random.Generator) -> np.ndarray:
+        flags = rng.random(3) < 0.5
+        flags[0] &= self.flip  # BasicSR's use_hflip
+        flags[1:] &= self.rot90  # its use_rot: vertical flip and transposition
+        return flags
+
     def __getitem__(self, index: int) -> dict:
         rng = sample_rng(self.seed, index)
         key = self.key_at(index)
+        if self.crop_pad is not None:
+            return self._crop_pad_sample(key, rng)
         h, w = self.grid[key]
         lp = self.patch // self.scale
         y = int(rng.integers(0, h - lp + 1))
@@ -271,15 +291,62 @@ class PatchDataset(Dataset):
         for name in self.stores:
             f = 1 if name in self.lr_fields else self.scale
             out[name] = self._read(name, key, y * f, x * f, lp * f)
-        flags = rng.random(3) < 0.5
-        flags[:2] &= self.flip
-        flags[2] &= self.rot90
-        out["flags"] = flags.astype(np.uint8)
+        out["flags"] = self._flags(rng).astype(np.uint8)
         if self.degrade is not None:
             from srprep.ops.degrade import draw_params
 
             out["params"] = draw_params(self.degrade, rng, (self.patch, self.patch))
         return out
+
+    def _crop_pad_sample(self, key: str, rng: np.random.Generator) -> dict:
+        """Real-ESRGAN's GT sample (module doc): flips, reflect-101 pad to ``crop_pad``, a ``crop_pad`` crop;
+        then the degradation parameters for it and the training patch's corner on the LR grid."""
+        from srprep.ops.degrade import draw_params
+
+        cp, s = self.crop_pad, self.scale
+        f = self._flags(rng)
+        h, w = self.stores["hr"].shape(key)[:2]
+        fh, fw = (w, h) if f[2] else (h, w)  # the flipped image's size
+        ph, pw = max(fh, cp), max(fw, cp)  # ... after padding
+        top = int(rng.integers(0, ph - cp + 1))
+        left = int(rng.integers(0, pw - cp + 1))
+        if fh >= cp and fw >= cp:
+            # read only the window: the crop of the flipped image is the flipped crop of the mapped window
+            r0, c0 = (left, top) if f[2] else (top, left)
+            r0 = h - r0 - cp if f[1] else r0
+            c0 = w - c0 - cp if f[0] else c0
+            gt = _flip_host(self._read("hr", key, r0, c0, cp), f)
+        else:
+            import cv2
+
+            img = self._read_whole("hr", key)
+            img = _flip_host(img, f)
+            img = cv2.copyMakeBorder(img, 0, ph - fh, 0, pw - fw, cv2.BORDER_REFLECT_101)
+            gt = np.ascontiguousarray(img[top:top + cp, left:left + cp])
+        params = draw_params(self.degrade, rng, (cp, cp))
+        lp, lcp = self.patch // s, cp // s
+        crop = np.array([rng.integers(0, lcp - lp + 1), rng.integers(0, lcp - lp + 1)], dtype=np.int64)
+        return {"hr": gt, "flags": np.zeros(3, np.uint8), "params": params, "crop": crop}
+
+    def _read_whole(self, name: str, key: str) -> np.ndarray:
+        """A whole image as (H, W, 3) uint8 (gray replicated), kept in memory with ``cache``."""
+        img = self._cache.get((name, key)) if self.cache else None
+        if img is None:
+            img = self.stores[name].read(key)
+            if self.cache:
+                self._cache[(name, key)] = img
+        return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
+
+
+def _flip_host(img: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    """BasicSR's ``augment`` of one HWC image: horizontal flip, vertical flip, transposition, in that order."""
+    if flags[0]:
+        img = img[:, ::-1]
+    if flags[1]:
+        img = img[::-1]
+    if flags[2]:
+        img = img.transpose(1, 0, 2)
+    return np.ascontiguousarray(img)
 
 
 def collate_patches(samples: list[dict]) -> dict:
@@ -437,9 +504,11 @@ def build_dataset(cfg, holdout: Sequence[str] = ()) -> PatchDataset:
     keys = [k for k in keys if k not in held]
     if not keys:
         raise StoreError(f"{d.root}: no training keys left after holding out the validation keys {sorted(held)}")
-    grid = check_fields(stores, keys, scale=s, patch=d.patch, lr_fields=lr_fields)
+    crop_pad = cfg.degrade.crop_pad if cfg.degrade.enabled else None
+    # Real-ESRGAN pads a GT smaller than crop_pad, so with it any image of at least 2x2 (reflect-101) will do
+    grid = check_fields(stores, keys, scale=s, patch=d.patch if crop_pad is None else 2 * s, lr_fields=lr_fields)
     degrade = _degradation_config(cfg) if cfg.degrade.enabled else None
     log.info("training data: %d images from %s (%s)", len(keys), d.root or ".", ", ".join(
         f"{n}={_store_name(st)}" for n, st in stores.items()))
     return PatchDataset(stores, keys, grid, scale=s, patch=d.patch, seed=cfg.train.seed, lr_fields=lr_fields,
-                        flip=d.flip, rot90=d.rot90, degrade=degrade, cache=d.cache)
+                        flip=d.flip, rot90=d.rot90, degrade=degrade, crop_pad=crop_pad, cache=d.cache)

@@ -1,10 +1,11 @@
 """The training loop: one function, :func:`train`, readable top to bottom.
 
 Per step, on the device: take the prefetched uint8 batch, flip/transpose it per sample, convert to float,
-(degrade the HR into the LR on the fly), (mix with the ECO centroids), apply the batch augmentations, run the
-network under autocast, backpropagate, clip, (skip a step whose loss jumped), update the weights and the
-EMA. The step never waits for the GPU: the loss is summed on the device and read every ``log_every`` steps;
-the skip decision is a device tensor the optimiser reads (:mod:`srprep.train.optim`).
+(degrade the HR into the LR on the fly; with Real-ESRGAN's procedure, cut the training pair from the degraded
+``crop_pad`` GT and pass it through the training-pair pool), (mix with the ECO centroids), apply the batch
+augmentations, run the network under autocast, backpropagate, clip, (skip a step whose loss jumped), update
+the weights and the EMA. The step never waits for the GPU: the loss is summed on the device and read every
+``log_every`` steps; the skip decision is a device tensor the optimiser reads (:mod:`srprep.train.optim`).
 
 Every random choice of step ``t`` comes from generators seeded by ``(seed, t, rank)`` (and the data stream
 from ``(seed, sample index)``), so a run resumed from a checkpoint continues bit for bit (on the CPU; cuDNN
@@ -36,6 +37,7 @@ from .eco import eco_alpha, eco_mix, eco_schedule_plot
 from .logs import RunLog
 from .losses import build_loss
 from .optim import LrSchedule, ModelEma, build_optimizer, clip_gradients
+from .pool import PairPool
 from .validate import Validator, validation_keys
 
 log = logging.getLogger(__name__)
@@ -67,9 +69,22 @@ def step_seeds(seed: int, step: int, rank: int) -> list[int]:
     return [int((int(words[2 * i]) << 31) ^ int(words[2 * i + 1])) for i in range(3)]
 
 
+def paired_crop(lr: torch.Tensor, hr: torch.Tensor, corners: torch.Tensor, lr_patch: int,
+                scale: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cut each sample's training pair: LR ``[y:y+p, x:x+p]`` and HR ``[s y:s (y+p), s x:s (x+p)]`` for its
+    corner ``(y, x)`` (``corners``: (B, 2) on the LR grid), as Real-ESRNet's ``paired_random_crop``."""
+    ys, xs = corners[:, 0].tolist(), corners[:, 1].tolist()
+    p, s = lr_patch, scale
+    lr = torch.stack([lr[i, :, y:y + p, x:x + p] for i, (y, x) in enumerate(zip(ys, xs))])
+    hr = torch.stack([hr[i, :, s * y:s * (y + p), s * x:s * (x + p)] for i, (y, x) in enumerate(zip(ys, xs))])
+    return lr, hr
+
+
 def _inputs(batch: dict, cfg: Config, step: int, host: torch.Generator, devgen: torch.Generator,
-            device: torch.device, fmt) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """(LR input, HR target, ECO alpha) of one step, from the uint8 batch, everything on the device."""
+            device: torch.device, fmt, pool: Optional[PairPool] = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """(LR input, HR target, ECO alpha) of one step, from the uint8 batch, everything on the device.
+
+    ``pool``: the training-pair pool (``degrade.queue``); it draws its shuffle from ``host``."""
     flags = batch["flags"]
     hr = to_unit_float(dihedral(nchw(batch["hr"]), flags))
     alpha = math.nan
@@ -81,6 +96,10 @@ def _inputs(batch: dict, cfg: Config, step: int, host: torch.Generator, devgen: 
         sharpen = cfg.degrade.sharpen_target
         if sharpen if sharpen is not None else params[0].gt_usm:
             hr = usm_sharp_torch(hr)  # Real-ESRGAN's L1 target is the sharpened GT it degraded
+        if "crop" in batch:  # Real-ESRGAN: the pair is cut from the degraded crop_pad GT, then pooled
+            lr, hr = paired_crop(lr, hr, batch["crop"], cfg.data.patch // cfg.model.scale, cfg.model.scale)
+        if pool is not None:
+            lr, hr = pool(lr, hr, host)
     else:
         lr = to_unit_float(dihedral(nchw(batch["lr"]), flags))
     if cfg.eco.enabled:
@@ -94,9 +113,10 @@ def _inputs(batch: dict, cfg: Config, step: int, host: torch.Generator, devgen: 
 
 
 def _save_state(run_dir: Path, step: int, model, ema, optimizer, schedule, last_loss, best, cfg, info,
-                logged: dict) -> Path:
+                pool: Optional[PairPool], logged: dict) -> Path:
     path = ckpt.save_state(ckpt.checkpoint_path(run_dir, step), {
         "step": step, "model": model.state_dict(), "ema": ema.state_dict() if ema else None,
+        "pool": pool.state_dict() if pool is not None else None,
         "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "last_loss": last_loss.cpu(),
         "best_psnr": best[0], "best_step": best[1], "rng": ckpt.rng_state(), "config": config_to_dict(cfg),
         # the data stream and the per-step generators are functions of (seed, step, rank): this is their state
@@ -154,7 +174,7 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
     validator = Validator(cfg) if info.is_main and cfg.val.every > 0 else None
     torch.manual_seed(cfg.train.seed)  # the same initial weights for the same seed
     # srprep draws nothing from Python's and numpy's global generators, but their states are saved in each
-    # checkpoint: seeded, a run's checkpoints are the same bytes however often it was interrupted
+    # checkpoint: seeded, a run's checkpoints hold the same values however often it was interrupted
     random.seed(cfg.train.seed)
     np.random.seed(cfg.train.seed % 2**32)
     model = create_model(cfg.model.name, scale=cfg.model.scale, **cfg.model.kwargs).to(dev)
@@ -166,6 +186,7 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
     schedule = LrSchedule(optimizer, cfg.schedule, cfg.train.iters)
     last_loss = torch.full((), math.inf, device=dev)  # the skip rule compares with the last accepted loss
     best = (math.nan, 0)
+    pool = PairPool(cfg.degrade.queue) if cfg.degrade.enabled and cfg.degrade.queue else None
     if state:
         model.load_state_dict(state["model"])
         if ema is not None and state["ema"] is not None:
@@ -175,6 +196,12 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
         last_loss = state["last_loss"].to(dev)
         best = (float(state["best_psnr"]), int(state["best_step"]))
         ckpt.set_rng_state(state["rng"])
+        if pool is not None and state.get("pool") is not None:
+            if info.is_main:
+                pool.load_state_dict(state["pool"], dev)
+            else:  # the checkpoint holds the main process's pool; this one refills, as at the start
+                log.warning("process %d: the training-pair pool starts empty again (only process 0's pool is "
+                            "in the checkpoint)", info.rank)
     net: nn.Module = torch.compile(model) if cfg.train.compile else model
     if info.enabled:
         net = nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
@@ -215,7 +242,7 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
             torch.manual_seed(seeds[0])  # dropout and anything else on the global RNG
             host_gen.manual_seed(seeds[1])
             dev_gen.manual_seed(seeds[2])
-            lr, hr, alpha = _inputs(prefetch.next(), cfg, step, host_gen, dev_gen, dev, fmt)
+            lr, hr, alpha = _inputs(prefetch.next(), cfg, step, host_gen, dev_gen, dev, fmt, pool)
             rate = schedule.apply(step)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
                 sr = net(lr)
@@ -272,13 +299,13 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
             if done % cfg.train.ckpt_every == 0 or done == total:
                 if info.is_main:
                     state_path = _save_state(run_dir, done, model, ema, optimizer, schedule, last_loss, best, cfg,
-                                             info, {"loss_sum": loss_sum, "skipped": skipped, "since": since})
+                                             info, pool, {"loss_sum": loss_sum, "skipped": skipped, "since": since})
                 barrier(info)
             if done % cfg.train.log_every == 0:
                 tick = time.perf_counter()  # validation and checkpoints are not training time
     except KeyboardInterrupt:
         if info.is_main and done > start:
-            path = _save_state(run_dir, done, model, ema, optimizer, schedule, last_loss, best, cfg, info,
+            path = _save_state(run_dir, done, model, ema, optimizer, schedule, last_loss, best, cfg, info, pool,
                                {"loss_sum": loss_sum, "skipped": skipped, "since": since})
             log.warning("interrupted at step %d; state saved to %s: continue with --resume auto", done, path)
         raise

@@ -4,7 +4,8 @@ All take ``sr`` and ``hr`` as float (B, C, H, W) tensors on the [0, 1] scale and
 the same scale, so a weight of 255 reproduces losses written on the 0-255 scale (ECO's ``1*L1x255``).
 
 * ``l1``, ``mse``;
-* ``charbonnier``: ``mean(sqrt(d^2 + eps^2))`` (a smooth L1, as LapSRN);
+* ``charbonnier``: ``mean(sqrt(d^2 + eps))``, a smooth L1 with ``eps`` as BasicSR names and adds it (not
+  squared; BasicSR's default 1e-12; LapSRN's 1e-3 squared is ``eps: 1.0e-6``);
 * ``clip_l1`` (the OADDet entry of the AIM 2020 Real Image SR challenge):
   ``mean(clamp(|sr - hr|, clip_min, clip_max))`` with the clip bounds on the 0-255 scale as in their code
   (defaults 0 and 10). The lower bound stops the gradient of
@@ -31,8 +32,9 @@ def mse_loss(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
     return (sr - hr).square().mean()
 
 
-def charbonnier_loss(sr: torch.Tensor, hr: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
-    return torch.sqrt((sr - hr).square() + eps * eps).mean()
+def charbonnier_loss(sr: torch.Tensor, hr: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """BasicSR's ``charbonnier_loss``: ``mean(sqrt((sr - hr)^2 + eps))``."""
+    return torch.sqrt((sr - hr).square() + eps).mean()
 
 
 def clip_l1_loss(sr: torch.Tensor, hr: torch.Tensor, clip_min: float = 0.0, clip_max: float = 10.0) -> torch.Tensor:

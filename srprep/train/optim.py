@@ -22,7 +22,8 @@ from torch import nn
 
 from srprep.errors import SrprepError
 
-__all__ = ["Lamb", "build_optimizer", "lr_factor", "LrSchedule", "ModelEma", "clip_gradients"]
+__all__ = ["Lamb", "build_optimizer", "lr_factor", "cosine_restart_factor", "LrSchedule", "ModelEma",
+           "clip_gradients"]
 
 
 class Lamb(torch.optim.Optimizer):
@@ -108,21 +109,44 @@ def lr_factor(step: int, total: int, cfg) -> float:
     """Multiplier of the base learning rate at ``step`` (0-based) for a ScheduleConfig.
 
     ``cosine``: half a cosine from 1 to ``min_lr / lr`` over ``total`` steps (the floor applied to the rate);
-    ``multistep``: ``gamma`` per milestone passed; ``constant``: 1. A linear warm-up from ``warmup_factor``
-    to 1 over ``warmup`` steps multiplies any of them (Detectron2's form, used by ECO).
+    ``cosine_restart``: BasicSR's ``CosineAnnealingRestartLR`` (:func:`cosine_restart_factor`; with its
+    ``eta_min``, :meth:`LrSchedule.lr_at` gives the rate); ``multistep``: ``gamma`` per milestone passed;
+    ``constant``: 1. A linear warm-up from ``warmup_factor`` to 1 over ``warmup`` steps multiplies any of them
+    (Detectron2's form, used by ECO).
     """
     if cfg.name == "cosine":
         f = 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+    elif cfg.name == "cosine_restart":
+        f = cosine_restart_factor(step, cfg.periods, cfg.restart_weights)
     elif cfg.name == "multistep":
         f = cfg.gamma ** bisect_right(sorted(cfg.milestones), step)
     elif cfg.name == "constant":
         f = 1.0
     else:
-        raise SrprepError(f"schedule.name: unknown schedule {cfg.name!r}; choose cosine, multistep or constant")
+        raise SrprepError(f"schedule.name: unknown schedule {cfg.name!r}; choose cosine, cosine_restart, "
+                          f"multistep or constant")
     if cfg.warmup > 0 and step < cfg.warmup:
         a = step / cfg.warmup
         f *= cfg.warmup_factor * (1.0 - a) + a
     return f
+
+
+def cosine_restart_factor(step: int, periods, restart_weights=()) -> float:
+    """BasicSR's ``CosineAnnealingRestartLR`` at ``step`` (0-based) as a factor of ``base - eta_min``.
+
+    Cosine ``i`` runs over ``periods[i]`` steps from ``restart_weights[i]`` (default 1) to 0; step ``t`` belongs
+    to the first cosine whose cumulative end is ``>= t``, so the step that ends one cosine is its minimum and
+    the next step restarts. Past the last period the factor stays 0 (BasicSR stops with an error there).
+    BasicSR steps its scheduler before each iteration but the first, so its iteration ``t + 1`` runs at this
+    step ``t``'s rate: ``eta_min + factor * (base - eta_min)``.
+    """
+    weights = list(restart_weights) or [1.0] * len(periods)
+    end = 0
+    for i, period in enumerate(periods):
+        start, end = end, end + period
+        if step <= end or i == len(periods) - 1:
+            return weights[i] * 0.5 * (1.0 + math.cos(math.pi * min(step - start, period) / period))
+    raise ValueError("cosine_restart needs at least one period")
 
 
 class LrSchedule:
@@ -136,6 +160,8 @@ class LrSchedule:
         f = lr_factor(step, self.total, self.cfg)
         if self.cfg.name == "cosine" and self.cfg.min_lr > 0:
             return max(self.cfg.min_lr, base * f)
+        if self.cfg.name == "cosine_restart":  # BasicSR: eta_min + w 0.5 (base - eta_min)(1 + cos)
+            return self.cfg.min_lr + f * (base - self.cfg.min_lr)
         return base * f
 
     def apply(self, step: int) -> float:

@@ -6,15 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from srprep.cli import main
 from srprep.errors import StoreError
 from srprep.io.images import read_image, write_image
 from srprep.io.stores import FolderStore
 from srprep.ops.imresize import imresize_matlab
+from srprep.ops.pil_resize import pil_resize
 from srprep.stages.enlarge import enlarge, enlarged_size, resize_hr
 from srprep.stages.pairs import find_pair
+from tests.plain_pillow import plain_pillow_resize
 
 REPO = Path(__file__).resolve().parents[2]
 # HR sizes: multiples of 3 and not (the HR is then cropped to a multiple of 3 before the resize).
@@ -61,16 +62,31 @@ def test_sizes_lr_bytes_and_the_matlab_resize(sets, tmp_path):
     assert enlarge(sets / "X3", tmp_path / "out", progress=False).step.status == "up to date"
 
 
-def test_pil_resize_and_copies(sets, tmp_path):
+def test_pil_resize_is_plain_pillows_bicubic_and_copies(sets, tmp_path):
     enlarge(sets / "X3", tmp_path / "out", resize="pil", link="copy", key_prefix="x3_", jobs=1, progress=False)
     hr = read_image(sets / "X3/HR/000001.png")  # 301x452 -> cropped to 300x450 -> 200x300
-    expect = np.asarray(Image.fromarray(np.ascontiguousarray(hr[:300, :450])).resize((300, 200), Image.BICUBIC))
+    expect = pil_resize(np.ascontiguousarray(hr[:300, :450]), (200, 300), "bicubic", pillow=(7, 1, 2))
     np.testing.assert_array_equal(read_image(tmp_path / "out/HR/x3_000001.png"), expect)
     lr_out = tmp_path / "out/LR/x3_000001.png"
     assert lr_out.read_bytes() == (sets / "X3/LR/000001.png").read_bytes()
     assert lr_out.stat().st_ino != (sets / "X3/LR/000001.png").stat().st_ino
     matlab = resize_hr(hr, 3, 2, "matlab")
     assert 0 < np.abs(matlab.astype(int) - expect).mean() < 1  # close, not the same
+
+
+def test_pil_resize_equals_plain_pillow_on_every_bundled_image(samples):
+    """``--resize pil`` on every bundled image equals plain Pillow's Image.resize(size) (default filter:
+    BICUBIC), not pillow-simd's; all are wider than half their height, so Pillow 7.1.2 and 13 agree."""
+    jobs, mine = {}, {}
+    for path in sorted(samples.glob("*/*.png")):
+        hr = read_image(path)
+        size = enlarged_size(hr.shape[:2], 3, 2)
+        key = f"{path.parent.name}/{path.stem}"
+        jobs[key] = (np.ascontiguousarray(hr[: size[0] // 2 * 3, : size[1] // 2 * 3]), size, "default")
+        mine[key] = resize_hr(hr, 3, 2, "pil")
+    _, ref = plain_pillow_resize(jobs)
+    for key, img in mine.items():
+        np.testing.assert_array_equal(img, ref[key], err_msg=key)
 
 
 def test_merge_gives_the_combined_set_and_collisions_are_errors(sets, tmp_path):

@@ -9,7 +9,6 @@ from srprep.cli import main
 from srprep.errors import SrprepError
 from srprep.infer import upscale
 from srprep.io.images import read_image, write_image
-from srprep.runner import default_jobs
 from srprep.stages.upscale import InferOptions, upscale_store
 
 
@@ -144,3 +143,58 @@ def test_a_whole_image_too_big_for_free_memory_is_tiled_automatically(samples, w
     assert "a 160x160 image needs about" in caplog.text and "it is tiled (tile 64, overlap 32)" in caplog.text
     np.testing.assert_array_equal(read_image(tmp_path / "auto/x.png"),
                                   one_thread_upscale(imdn, lr, tile=64, overlap=32, output="uint8"))
+
+
+def test_scale_mismatch_is_refused(lr_dir, weights, tmp_path, capsys):
+    assert main(["upscale", lr_dir, tmp_path / "sr", "-m", weights, "--scale", "4"]) == 1
+    err = capsys.readouterr().err
+    assert "IMDN_x2.pth" in err and "x2" in err and "x4" in err
+    assert not (tmp_path / "sr").exists()
+
+
+def test_checkpoint_that_does_not_load_names_missing_keys(lr_dir, weights, tmp_path, capsys):
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    dropped = sorted(k for k in state if "upsampler" in k)
+    assert dropped
+    for k in dropped:
+        del state[k]
+    broken = tmp_path / "broken.pth"
+    torch.save(state, broken)
+    assert main(["upscale", lr_dir, tmp_path / "sr", "-m", broken, "--arch", "imdn", "--scale", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "broken.pth" in err and "2 missing keys" in err and "upsampler.0.weight" in err
+
+
+def test_unreadable_input_names_the_file(lr_dir, weights, tmp_path, capsys):
+    src = tmp_path / "lr"
+    shutil.copytree(lr_dir, src)
+    (src / "zzzx2.png").write_bytes(b"\x89PNG\r\n\x1a\nnot an image")
+    assert main(["upscale", src, tmp_path / "sr", "-m", weights, "-j", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "zzzx2.png" in err and "'zzz'" in err
+    # the images before it are kept for the next run
+    assert len(list((tmp_path / "sr").glob("*.png"))) == 3
+
+
+def test_bad_options_are_usage_errors(lr_dir, weights, tmp_path):
+    assert main(["upscale", lr_dir, tmp_path / "sr", "-m", weights, "--crop-ensemble", "600,300"]) == 2
+    assert main(["upscale", lr_dir, tmp_path / "sr", "-m", weights, "--tile", "16", "--overlap", "16"]) == 2
+    assert main(["upscale", lr_dir, tmp_path / "sr", "-m", weights, "--chop", "--crop-ensemble", "600:100"]) == 2
+    assert main(["upscale", lr_dir, tmp_path / "sr", "-m", weights, "--chop", "--tile", "64"]) == 2
+    with pytest.raises(SrprepError, match="CUDA is not available"):
+        upscale_store(lr_dir, tmp_path / "sr", weights, device="cuda") if not torch.cuda.is_available() \
+            else pytest.skip("a GPU is present")
+
+
+def test_chop_is_edsrs_and_crop_ensemble_takes_aims_lists():
+    from srprep.cli.common import infer_options_from
+    from srprep.infer import EDSR_CHOP
+
+    assert infer_options_from(None, 32, False, None, "fp32", chop=True).crop_ensemble == EDSR_CHOP == ((400, 10),)
+    # --chop-size 600 300 --shave-size 100 100
+    assert infer_options_from(None, 32, False, "600,300:100,100", "fp32").crop_ensemble == ((600, 100), (300, 100))
+    assert infer_options_from(None, 32, False, "600,300:100", "fp32").crop_ensemble == ((600, 100), (300, 100))
+    # outputs cached by the earlier crop ensemble (averaged tilings, the same numbers) are not reused
+    params = infer_options_from(None, 32, False, "600:100", "fp32").params()
+    assert params["crop_ensemble_method"] == "aim2020 rotated quadrant chop"
+    assert "crop_ensemble_method" not in infer_options_from(16, 8, False, None, "fp32").params()

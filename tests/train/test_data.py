@@ -5,7 +5,7 @@ import torch
 
 from srprep.errors import StoreError
 from srprep.ops.imresize import imresize_matlab
-from srprep.train.config import load_config
+from srprep.train.config import ConfigError, load_config
 from srprep.train.data import BatchIndexSampler, PatchDataset, build_dataset, check_fields, make_loader
 
 from .conftest import DictStore, coordinate_images
@@ -99,6 +99,77 @@ def test_clear_errors(kodak_x2, kodak_eco, kodak_lmdb):
     sample = ds[0]
     assert set(sample) == {"hr", "lr", "hr_c", "lr_c", "flags"}
     assert sample["hr_c"].shape == sample["hr"].shape and sample["lr_c"].shape == sample["lr"].shape
+
+
+# --- Real-ESRGAN's procedure: GT crop-or-pad to crop_pad, degrade, then the paired patch --------------------
+
+def basicsr_augment(img, hflip, vflip, rot90):
+    """BasicSR's ``augment``: cv2.flip(img, 1), cv2.flip(img, 0), img.transpose(1, 0, 2), in that order."""
+    if hflip:
+        img = img[:, ::-1]
+    if vflip:
+        img = img[::-1]
+    if rot90:
+        img = img.transpose(1, 0, 2)
+    return img
+
+
+def realesrgan_gt(img, rng, cp, flip, rot):
+    """RealESRGANDataset.__getitem__'s GT, with the random draws of the documented order: flags, then the
+    crop corner (upstream: augment, pad bottom/right by reflect-101 to cp when a side is short, crop cp)."""
+    f = rng.random(3) < 0.5
+    f[0] &= flip
+    f[1:] &= rot
+    img = basicsr_augment(img, *f)
+    h, w = img.shape[:2]
+    img = np.pad(img, ((0, max(0, cp - h)), (0, max(0, cp - w)), (0, 0)), mode="reflect")  # == reflect-101
+    h, w = img.shape[:2]
+    top = int(rng.integers(0, h - cp + 1))
+    left = int(rng.integers(0, w - cp + 1))
+    return img[top:top + cp, left:left + cp]
+
+
+@pytest.mark.parametrize("flip, rot", [(True, True), (True, False), (False, False)])
+def test_crop_pad_samples_draw_what_the_docs_say(flip, rot):
+    from srprep.ops.degrade import DegradationConfig, draw_params
+    from srprep.train.data import sample_rng
+
+    cp, scale, patch = 400, 4, 256
+    g = np.random.default_rng(0)
+    # larger than 400 both ways, shorter in one side (padded), shorter in both (padded twice over)
+    sizes = {"big": (480, 520), "short": (300, 450), "tiny": (150, 120)}
+    items = {k: g.integers(0, 256, (h, w, 3), dtype=np.uint8) for k, (h, w) in sizes.items()}
+    stores = {"hr": DictStore(items)}
+    keys = list(items)
+    grid = check_fields(stores, keys, scale=scale, patch=2 * scale, lr_fields=[])
+    cfg = DegradationConfig(scale=scale)
+    ds = PatchDataset(stores, keys, grid, scale=scale, patch=patch, seed=3, lr_fields=[], flip=flip, rot90=rot,
+                      degrade=cfg, crop_pad=cp)
+    seen = set()
+    for index in range(24):
+        sample = ds[index]
+        rng = sample_rng(3, index)
+        img = items[ds.key_at(index)]
+        expected = realesrgan_gt(img, rng, cp, flip, rot)
+        assert sample["hr"].shape == (cp, cp, 3) and np.array_equal(sample["hr"], expected), index
+        assert sample["params"] == draw_params(cfg, rng, (cp, cp))  # drawn for the 400 GT: LR 100
+        assert sample["params"].final.size == [cp // scale, cp // scale]
+        lcp, lp = cp // scale, patch // scale
+        assert sample["crop"].tolist() == [int(rng.integers(0, lcp - lp + 1)), int(rng.integers(0, lcp - lp + 1))]
+        assert not sample["flags"].any()  # the flips are already in the GT
+        seen.add(ds.key_at(index))
+    assert seen == set(keys)
+
+
+def test_crop_pad_and_queue_options_are_checked():
+    base = ["data.lr=null", "degrade.enabled=true", "model.scale=4", "data.patch=256", "data.batch=12"]
+    assert load_config(None, base + ["degrade.crop_pad=400", "degrade.queue=180"]).degrade.queue == 180
+    for bad, what in [(["degrade.crop_pad=200"], "at least data.patch"), (["degrade.crop_pad=402"], "multiple"),
+                      (["degrade.queue=100"], "multiple of data.batch")]:
+        with pytest.raises(ConfigError, match=what):
+            load_config(None, base + bad)
+    with pytest.raises(ConfigError, match="degrade.enabled=true"):
+        load_config(None, ["degrade.queue=16", "data.batch=8"])
 
 
 def test_a_corrupt_training_image_is_found_before_step_0_in_one_line_and_a_pass_is_remembered(kodak_x2, tmp_path):

@@ -55,3 +55,116 @@ def test_schedule_plot_is_an_rgb_image():
     img = eco_schedule_plot(mark=0.5, size=(320, 200))
     assert img.shape == (200, 320, 3) and img.dtype == np.uint8
     assert len(np.unique(img.reshape(-1, 3), axis=0)) > 10  # lines and text, not a blank canvas
+
+
+# --- pinned to the authors' code (2minkyulee/Noise-free-Optimization-in-Early-Training-Steps-for-Image-Super-
+# Resolution, ECO/): their schedule, their pairing and their Lamb, restated step by step in their own order.
+
+def authors_mixup_alpha(curr_iter: int, max_iter: int, mixup_shift: float) -> float:
+    """trainer.py ``_update_mixup_alpha``: the centroid weight the dataset uses at ``curr_iter``."""
+    a = curr_iter / max_iter
+    a = 10 * (a - 0.5)  # convert 0~1 to -5~5
+    x = a - mixup_shift  # _sigmoid(x, x_axis_shift)
+    x = float(1 / (1 + np.exp(-1 * x)))
+    x = 1.2 * (x - 0.5)
+    x = max(x, -0.5)
+    x = min(x, 0.5)
+    x = x + 0.5
+    return 1 - x  # invert 0~1 to 1~0
+
+
+def authors_pair(lr_centroid, hr_centroid, lr, hr, a):
+    """syntheticSR_dataset_preprocessed.py ``__getitem__``: image_HR/LR are the centroids (the pretrained
+    network's outputs), image_HR2/LR2 the originals; one weight for both, then clamp."""
+    return (a * lr_centroid + (1 - a) * lr).clamp(0, 1), (a * hr_centroid + (1 - a) * hr).clamp(0, 1)
+
+
+def test_schedule_is_the_authors():
+    total = 125_000  # their max_iter for EDSR at batch_scale 8
+    for shift in (0.0, -2.0, 1.5):
+        for step in range(0, total + 1, 997):
+            assert eco_alpha(step, total, "sigmoid", shift) == pytest.approx(
+                authors_mixup_alpha(step, total, shift), abs=1e-15), (shift, step)
+
+
+def test_pairing_is_the_authors(kodak_eco):
+    """Centroid LR with original LR and centroid HR with original HR, one alpha for both, as their dataset."""
+    from pathlib import Path
+
+    from srprep.train import load_config
+    from srprep.train.augment import dihedral
+    from srprep.train.data import build_dataset, make_loader, nchw
+    from srprep.train.loop import _inputs
+
+    tiny = Path(__file__).resolve().parents[2] / "configs" / "tiny_cpu.yaml"
+    cfg = load_config(tiny, [f"data.root={kodak_eco}", "eco.enabled=true", "data.patch=32", "train.iters=1000",
+                             "train.cpu_threads=1", "train.tensorboard=false"])
+    batch = next(iter(make_loader(build_dataset(cfg), batch=4, start_step=0)))
+    gen = torch.Generator()
+    for step in (300, 500, 650):
+        lr, hr, alpha = _inputs(batch, cfg, step, gen, gen, torch.device("cpu"), torch.contiguous_format)
+        assert alpha == pytest.approx(authors_mixup_alpha(step, 1000, 0.0), abs=1e-15) and 0 < alpha < 1
+        f = batch["flags"]
+        unit = {k: dihedral(nchw(batch[k]), f).float() / 255 for k in ("lr", "hr", "lr_c", "hr_c")}
+        want_lr, want_hr = authors_pair(unit["lr_c"], unit["hr_c"], unit["lr"], unit["hr"], alpha)
+        assert torch.allclose(lr, want_lr, atol=1e-6) and torch.allclose(hr, want_hr, atol=1e-6)
+
+
+def authors_lamb_step(p, grad, state, lr, betas, eps=1e-6, weight_decay=0.0, clamp_value=10.0):
+    """optimizer_utils.py ``Lamb.step`` for one tensor (their defaults: eps 1e-6, clamp 10, no debias)."""
+    if not state:
+        state.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+    beta1, beta2 = betas
+    state["step"] += 1
+    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    step_size = lr * 1  # bias_correction = 1 without debias
+    weight_norm = torch.norm(p).clamp(0, clamp_value)
+    adam_step = exp_avg / exp_avg_sq.sqrt().add(eps)
+    if weight_decay != 0:
+        adam_step.add_(p, alpha=weight_decay)
+    adam_norm = torch.norm(adam_step)
+    trust_ratio = 1 if weight_norm == 0 or adam_norm == 0 else weight_norm / adam_norm
+    p.add_(adam_step, alpha=float(-step_size * trust_ratio))
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+def test_lamb_is_the_authors(weight_decay):
+    from srprep.train.optim import Lamb
+
+    g = torch.Generator().manual_seed(0)
+    # a small tensor, one whose norm exceeds the clamp (10) and one that starts at zero (trust ratio 1)
+    init = [torch.randn(3, 4, generator=g) * 0.1, torch.randn(64, generator=g) * 3.0, torch.zeros(5)]
+    ours = [torch.nn.Parameter(t.clone()) for t in init]
+    theirs = [t.clone() for t in init]
+    states = [{} for _ in init]
+    # the ECO config's optimiser: lamb, lr 1e-4 x batch_scale 8, betas (0.9, 0.99), their default eps 1e-6
+    opt = Lamb(ours, lr=8e-4, betas=(0.9, 0.99), eps=1e-6, weight_decay=weight_decay)
+    for _ in range(6):
+        grads = [torch.randn(t.shape, generator=g) for t in init]
+        for p, gr in zip(ours, grads):
+            p.grad = gr.clone()
+        opt.step()
+        for p, gr, st in zip(theirs, grads, states):
+            authors_lamb_step(p, gr, st, 8e-4, (0.9, 0.99), weight_decay=weight_decay)
+    for a, b in zip(ours, theirs):
+        assert torch.allclose(a.detach(), b, rtol=1e-5, atol=1e-7)
+    assert torch.norm(init[1]) > 10  # the clamp was exercised
+
+
+def test_the_eco_config_is_the_authors():
+    """configs/edsr_x2_eco.yaml against _largerbatch_EDSR_S_x2_ecoo2_mixup_lrx2_configs.py."""
+    from pathlib import Path
+
+    from srprep.train import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "edsr_x2_eco.yaml")
+    assert (cfg.eco.schedule, cfg.eco.shift, cfg.eco.iters) == ("sigmoid", 0.0, None)  # mixup_shift 0
+    assert cfg.train.iters == 1_000_000 // 8  # max_iter
+    assert (cfg.optim.name, cfg.optim.lr, cfg.optim.betas, cfg.optim.eps) == ("lamb", 1e-4 * 8, [0.9, 0.99], 1e-6)
+    # StepLR(step_size=200000 // 8, gamma=0.5)
+    assert (cfg.schedule.name, cfg.schedule.milestones, cfg.schedule.gamma) == (
+        "multistep", [25_000, 50_000, 75_000, 100_000], 0.5)
+    assert (cfg.data.patch, cfg.data.batch) == (96, 16 * 8)
+    assert [(t.type, t.weight) for t in cfg.loss] == [("l1", 255.0)]  # "1*L1x255"

@@ -147,6 +147,45 @@ def test_on_the_fly_degradation_with_dropout_runs(kodak_x2, tmp_path):
     assert result.steps == 3 and np.isfinite(read_csv(tmp_path / "real" / "train.csv")[-1]["loss"])
 
 
+def realesrgan_config(root, *extra):
+    return load_config(TINY, [
+        f"data.root={root}", "model.name=srresnet", "model.scale=4",
+        "model.kwargs={num_block: 1, num_feat: 16, dropout: 0.7}", "data.lr=null", "degrade.enabled=true",
+        "degrade.recipe=configs/degrade/realesrgan_x4plus.yaml", "degrade.noise=host", "data.patch=32",
+        "degrade.crop_pad=64", "degrade.queue=4", "data.batch=2", "val.every=0", "train.log_every=1",
+        "data.rot90=false", *FAST, *extra])
+
+
+def test_realesrgan_procedure_degrades_the_crop_pad_gt_then_cuts_the_pair(kodak_x2):
+    """Real-ESRNet's order: USM and degradation of the whole crop_pad GT, then the paired crop of both."""
+    from srprep.ops.degrade import apply_batch, usm_sharp_torch
+
+    cfg = realesrgan_config(kodak_x2)
+    batch = next(iter(make_loader(build_dataset(cfg), batch=2, start_step=0)))
+    assert batch["hr"].shape == (2, 64, 64, 3) and batch["crop"].shape == (2, 2)
+    gen = torch.Generator()
+    lr, hr, _ = _inputs(batch, cfg, 0, gen, gen, torch.device("cpu"), torch.contiguous_format)
+    assert lr.shape == (2, 3, 8, 8) and hr.shape == (2, 3, 32, 32)
+    gt = batch["hr"].permute(0, 3, 1, 2).float() / 255
+    lq = apply_batch(gt, batch["params"], noise="host")  # 64 -> 16
+    gt = usm_sharp_torch(gt)
+    for i, (y, x) in enumerate(batch["crop"].tolist()):
+        assert torch.equal(lr[i], lq[i, :, y:y + 8, x:x + 8])
+        assert torch.equal(hr[i], gt[i, :, 4 * y:4 * y + 32, 4 * x:4 * x + 32])
+
+
+def test_realesrgan_procedure_with_the_pool_resumes_bit_identically(kodak_x2, tmp_path):
+    whole = train(realesrgan_config(kodak_x2, "train.iters=6", "train.ckpt_every=100"), tmp_path / "whole")
+    train(realesrgan_config(kodak_x2, "train.iters=6", "train.ckpt_every=100"), tmp_path / "split", stop_at=3)
+    split = train(realesrgan_config(kodak_x2, "train.iters=6", "train.ckpt_every=100"), tmp_path / "split",
+                  resume="auto")
+    a = torch.load(whole.state_checkpoint, weights_only=True)
+    b = torch.load(split.state_checkpoint, weights_only=True)
+    assert a["pool"]["filled"] == 4 and torch.equal(a["pool"]["lr"], b["pool"]["lr"])
+    assert torch.equal(a["pool"]["hr"], b["pool"]["hr"])
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
 def test_cli_trains_refuses_to_overwrite_and_resumes(kodak_x2, tmp_path, capsys):
     run = tmp_path / "run"
     args = ["train", "-c", TINY, f"data.root={kodak_x2}", "train.iters=10", "val.every=10", "train.log_every=5",

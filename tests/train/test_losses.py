@@ -32,7 +32,10 @@ def test_clip_l1_is_the_mean_of_the_clamped_absolute_error_on_the_255_scale(pair
 def test_simple_losses(pair):
     sr, hr = pair
     assert torch.allclose(mse_loss(sr, hr), ((sr - hr) ** 2).mean())
-    assert torch.allclose(charbonnier_loss(sr, hr, 1e-3), torch.sqrt((sr - hr) ** 2 + 1e-6).mean())
+    # BasicSR's eps: added as it is, not squared (its default 1e-12)
+    assert torch.allclose(charbonnier_loss(sr, hr, 1e-6), torch.sqrt((sr - hr) ** 2 + 1e-6).mean())
+    assert torch.equal(charbonnier_loss(sr, hr), torch.sqrt((sr - hr) ** 2 + 1e-12).mean())
+    assert float(charbonnier_loss(hr, hr, 1e-6)) == pytest.approx(1e-3)
     assert float(ssim_loss(hr, hr)) == pytest.approx(0.0, abs=1e-6)
     assert 0.0 < float(ssim_loss(sr, hr)) < 1.0
 

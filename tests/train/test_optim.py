@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from srprep.train.config import OptimConfig, ScheduleConfig
+from srprep.train.config import ConfigError, OptimConfig, ScheduleConfig, load_config
 from srprep.train.optim import Lamb, LrSchedule, ModelEma, build_optimizer, clip_gradients, lr_factor
 
 
@@ -90,3 +90,47 @@ def test_gradient_clipping_modes():
                         rel_tol=1e-4)
     clip_gradients(params, "value", 0.01)
     assert max(float(p.grad.abs().max()) for p in params) <= 0.01
+
+
+def basicsr_cosine_restart_lrs(base, periods, weights, eta_min, iters):
+    """BasicSR's CosineAnnealingRestartLR driven as its train.py drives it: ``update_learning_rate`` calls
+    ``scheduler.step()`` before every iteration but the first, and the rate is the closed form at
+    ``last_epoch``. Returns the rate of iterations 1..iters."""
+    cumulative = [sum(periods[:i + 1]) for i in range(len(periods))]
+
+    def get_lr(last_epoch):
+        idx = next(i for i, end in enumerate(cumulative) if last_epoch <= end)
+        nearest_restart = 0 if idx == 0 else cumulative[idx - 1]
+        return eta_min + weights[idx] * 0.5 * (base - eta_min) * (
+            1 + math.cos(math.pi * ((last_epoch - nearest_restart) / periods[idx])))
+
+    last_epoch, rates = 0, []
+    for current_iter in range(1, iters + 1):
+        if current_iter > 1:
+            last_epoch += 1
+        rates.append(get_lr(last_epoch))
+    return rates
+
+
+@pytest.mark.parametrize("periods, weights, eta_min", [([25, 25, 25, 25], [1, 1, 1, 1], 1e-7),  # MSRResNet x4
+                                                        ([25, 50], [1, 1], 0.0),  # Reflash's Real-SRResNet
+                                                        ([10, 20, 30], [1, 0.5, 0.25], 1e-5)])
+def test_cosine_restart_is_basicsrs(periods, weights, eta_min):
+    iters = min(sum(periods), 50) if periods == [25, 50] else sum(periods)
+    cfg = ScheduleConfig(name="cosine_restart", periods=periods, restart_weights=weights, min_lr=eta_min)
+    opt = torch.optim.SGD(quadratic_model().parameters(), lr=2e-4)
+    sched = LrSchedule(opt, cfg, iters)
+    ours = [sched.apply(step) for step in range(iters)]
+    assert ours == pytest.approx(basicsr_cosine_restart_lrs(2e-4, periods, weights, eta_min, iters), rel=1e-12,
+                                 abs=1e-18)
+    assert sched.apply(periods[0]) == pytest.approx(eta_min, abs=1e-15)  # the end of the first cosine ...
+    assert sched.apply(periods[0] + 1) > 0.99 * weights[1] * 2e-4  # ... then the restart
+    assert sched.apply(10 * sum(periods)) == pytest.approx(eta_min, abs=1e-15)  # past the end: the floor
+
+
+def test_cosine_restart_options_are_checked():
+    with pytest.raises(ConfigError, match="schedule.periods"):
+        load_config(None, ["schedule.name=cosine_restart"])
+    with pytest.raises(ConfigError, match="schedule.restart_weights"):
+        load_config(None, ["schedule.name=cosine_restart", "schedule.periods=[10, 10]",
+                           "schedule.restart_weights=[1]"])

@@ -25,7 +25,7 @@ from .noise import (add_gaussian_noise, add_gaussian_noise_torch, add_poisson_no
 from .params import DegradationParams, load_params, save_params
 from .pipeline import DegradationConfig, apply, apply_batch, draw_params
 from .recipes import RECIPE_NAMES, RECIPES, apply_reflash
-from .resize import RESIZE_MODES, resize, resize_pil, resize_torch
+from .resize import RESIZE_MODES, resize, resize_torch
 from .rng import item_rng, item_seed_sequence
 from .sharpen import usm_sharp, usm_sharp_torch
 
@@ -38,5 +38,5 @@ __all__ = [
     "generalized_gaussian_kernel", "isotropic_gaussian_kernel", "item_rng", "item_seed_sequence",
     "jpeg_decode", "jpeg_encode", "jpeg_roundtrip", "jpeg_torch", "kernel_from_spec", "load_params",
     "plateau_kernel", "poisson_noise", "pulse_kernel", "random_kernel_spec", "random_mixed_kernel",
-    "random_sinc_spec", "resize", "resize_pil", "resize_torch", "save_params", "usm_sharp", "usm_sharp_torch",
+    "random_sinc_spec", "resize", "resize_torch", "save_params", "usm_sharp", "usm_sharp_torch",
 ]

@@ -5,7 +5,7 @@ blocks stay visible as they are (an interpolating upscale would hide them). The 
 :func:`srprep.ops.sheet.contact_sheet`, with black labels on a white strip above each tile.
 
 >>> import numpy as np
->>> sheet = degradation_sheet(np.zeros((32, 32, 3), np.uint8), ["bicubic", "bicubic_jpeg50"], seed=0)
+>>> sheet = degradation_sheet(np.zeros((32, 32, 3), np.uint8), ["bicubic", "bicubic_jepg50"], seed=0)
 >>> sheet.dtype, sheet.shape[2]
 (dtype('uint8'), 3)
 """

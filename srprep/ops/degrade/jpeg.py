@@ -15,6 +15,9 @@ so on 256x256 photo crops at qualities 30..95 its output differs from the real d
 on average and up to ~30 levels (PSNR 42 dB between the two), i.e. it trains on artefacts no JPEG file
 contains; and on the CPU it ran 11x slower than libjpeg-turbo (63 vs 678 images/s, one thread). It
 may well be faster on a GPU, where the round trip here costs a device-host copy; that was not measured.
+Real-ESRGAN trains with BasicSR's ``DiffJPEG(differentiable=False)``, which is further still from the real
+codec: 34.8 dB PSNR from it on the same crops (30.7-44.3 dB per crop, up to 72 levels), so srprep's training
+LR differs from upstream's by about that much in its JPEG steps, and is what a real JPEG file holds.
 Numbers: ``benchmarks/bench_degrade.py --jpeg`` and benchmarks/RESULTS.md.
 
 >>> import numpy as np

@@ -6,7 +6,7 @@ Units: images are float in [0, 1]; the Gaussian ``sigma`` is given on the **0-25
 ``sigma / 255``. Poisson noise: the image is rounded to the 8-bit grid, ``L`` distinct levels are
 counted and ``vals = 2 ** ceil(log2(L))``; the noise is ``scale * (Poisson(img * vals) / vals - img)``,
 so its variance at a pixel of value ``v`` is ``scale^2 * v / vals``. "Gray" noise draws one noise plane
-(for Poisson, from the luma ``0.299 R + 0.587 G + 0.114 B``) and adds it to every channel; colour noise
+(for Poisson, from the luma ``0.2989 R + 0.587 G + 0.114 B``) and adds it to every channel; colour noise
 draws each channel independently. Results are clipped to [0, 1] unless ``clip=False``.
 
 Randomness comes only from the generator passed in. The torch functions take either one
@@ -26,8 +26,9 @@ from typing import Sequence, Union
 import numpy as np
 import torch
 
-#: Luma weights (ITU-R BT.601) for gray Poisson noise; inputs are RGB.
-LUMA = (0.299, 0.587, 0.114)
+#: Luma weights for gray Poisson noise (inputs are RGB): torchvision's ``rgb_to_grayscale``, which Real-ESRGAN's
+#: training code calls (BasicSR ``generate_poisson_noise_pt``); its 0.2989 is BT.601's 0.299 truncated.
+LUMA = (0.2989, 0.587, 0.114)
 
 TorchNoiseSource = Union[torch.Generator, Sequence[torch.Generator], Sequence[np.random.Generator]]
 

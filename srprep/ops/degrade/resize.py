@@ -1,4 +1,4 @@
-"""Resizing for degradation synthesis: torch ``F.interpolate`` modes, PIL bicubic, MATLAB bicubic.
+"""Resizing for degradation synthesis: torch ``F.interpolate`` modes and MATLAB bicubic.
 
 * ``"area"``, ``"bilinear"``, ``"bicubic"``: ``torch.nn.functional.interpolate`` with
   ``align_corners=False`` (pixel centres at half-integers, as cv2 and PIL). Real-ESRGAN picks one of these
@@ -10,7 +10,9 @@
   semantics, no rounding), from :mod:`srprep.ops.imresize`; with ``scale_factor`` the output size is
   ``floor(in * s)`` as for the other modes. The torch path uses that module's torch version when it has
   one, else its numpy version per sample on the CPU.
-* :func:`resize_pil`: PIL's bicubic on 8-bit images (what the Reflash test sets were made with).
+
+Plain Pillow's bicubic on 8-bit images (what the Reflash test sets were made with) is
+:func:`srprep.ops.pil_resize.pil_resize`.
 
 The numpy single-image function :func:`resize` runs the same torch CPU kernels as :func:`resize_torch`, so
 single-image and batched degradations agree; ``cv2.resize`` would differ (its "area" differs for
@@ -93,20 +95,6 @@ def resize(
     x = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).permute(2, 0, 1)[None]
     y = resize_torch(x, size, scale_factor=scale_factor, mode=mode, antialias=antialias)
     return y[0].permute(1, 2, 0).contiguous().numpy()
-
-
-def resize_pil(img: np.ndarray, size: Sequence[int], mode: str = "bicubic") -> np.ndarray:
-    """Resize a uint8 (H, W, 3) RGB image with PIL to ``size=(h, w)``; returns uint8.
-
-    PIL's bicubic (a=-0.5) widens its support on downscaling (it antialiases) and rounds to 8 bits.
-    """
-    from PIL import Image
-
-    if img.dtype != np.uint8:
-        raise TypeError(f"resize_pil needs a uint8 image, got {img.dtype}")
-    resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "lanczos": Image.LANCZOS}[mode]
-    out = Image.fromarray(img).resize((int(size[1]), int(size[0])), resample=resample)
-    return np.asarray(out)
 
 
 def output_size(size: Sequence[int], scale_factor: float) -> tuple[int, int]:

@@ -62,8 +62,22 @@ def test_poisson_levels_and_gray():
     rgb[..., 0] *= 0.5
     g = N.poisson_noise(rgb, 1.0, gray=True, rng=np.random.default_rng(2))
     assert np.array_equal(g[..., 0], g[..., 2])
-    luma = 0.299 * rgb[40, 40, 0] + 0.587 * rgb[40, 40, 1] + 0.114 * rgb[40, 40, 2]
+    luma = 0.2989 * rgb[40, 40, 0] + 0.587 * rgb[40, 40, 1] + 0.114 * rgb[40, 40, 2]
     assert g[32:, 32:, 0].var() == pytest.approx(round(luma * 255) / 255 / 256, rel=0.03)
+
+
+def test_gray_poisson_source_is_torchvisions_luma(photo):
+    """Real-ESRGAN's gray Poisson noise counts levels of torchvision's ``rgb_to_grayscale``:
+    ``0.2989 r + 0.587 g + 0.114 b`` (not BT.601's 0.299), so the gray image, its level count and the noise
+    follow those weights; with 0.299 some gray values land one level lower (here ~0.5 % of them)."""
+    x = torch.from_numpy(photo[:96, :96].astype(np.float32) / 255).permute(2, 0, 1)[None]
+    r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
+    torchvision_gray = 0.2989 * r + 0.587 * g + 0.114 * b  # torchvision.transforms.functional rgb_to_grayscale
+    assert torch.equal(N._luma_torch(x), torchvision_gray)
+    hwc = x[0].permute(1, 2, 0).numpy()
+    assert np.array_equal(N.quantize_unit(N._luma_np(hwc)), N._quantize_unit_torch(torchvision_gray)[0, 0].numpy())
+    bt601 = N._quantize_unit_torch(0.299 * r + 0.587 * g + 0.114 * b)
+    assert (bt601 != N._quantize_unit_torch(torchvision_gray)).float().mean() > 0.001
 
 
 def _torch(img_list):

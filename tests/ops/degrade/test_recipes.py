@@ -1,4 +1,15 @@
-"""Reflash test-set recipes: shapes, the blur -> bicubic -> noise -> JPEG order, options, seeding."""
+"""Reflash test-set recipes against the original ``add_degradations.py``, step by step; options, seeding.
+
+``original`` below states what the original script does to one HR image, in its own idiom (PIL images,
+channels-first float noise, Pillow's JPEG). Its Pillow bicubic is plain Pillow's (the project's PIL is
+pillow-simd, whose bicubic differs in a few values): :func:`srprep.ops.pil_resize.pil_resize` is that
+resampler, pinned to plain Pillow's output by its own tests.
+
+Checked once against the real script (run outside this repository, with OpenCV 4.5.5, plain Pillow 13.0.0 and
+9.0.1, numpy 1.26, ``np.random.seed(0)`` before its loop and its fields replayed in its draw order): all eight
+sets 0 differing values on the bundled images and B100 cropped to a multiple of 4.
+"""
+import io
 import json
 
 import cv2
@@ -6,67 +17,126 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srprep.ops.degrade.recipes import RECIPE_NAMES, RECIPES, apply_reflash, quantize_u8
+from srprep.io.images import read_image
+from srprep.ops.degrade.recipes import (ALIASES, RECIPE_NAMES, RECIPES, apply_reflash, noise_field, quantize_u8,
+                                        set_name)
 from srprep.ops.degrade.rng import item_rng
+from srprep.ops.grid import modcrop
+from srprep.ops.pil_resize import pil_resize
+
+ORIGINAL_SETS = ("bicubic", "blur2_bicubic", "bicubic_noise20", "bicubic_jepg50", "blur2_bicubic_noise20",
+                 "blur2_bicubic_jepg50", "bicubic_noise20_jepg50", "blur2_bicubic_noise20_jepg50")
 
 
-def _gauss21():
-    ax = np.arange(21) - 10.0
-    g = np.exp(-(ax[:, None] ** 2 + ax[None, :] ** 2) / (2 * 2.0 ** 2))
-    return (g / g.sum()).astype(np.float32)
+def original(hr: np.ndarray, name: str, z_chw: np.ndarray | None, cache: dict | None = None) -> np.ndarray:
+    """add_degradations.py for one set: ``z_chw`` is the standard normal field its np.random.normal draws.
+    ``cache`` keeps the two downscaled images of one HR (with and without blur) for its other sets."""
+    cache = {} if cache is None else cache
+    blur = name.startswith("blur2")
+    if blur not in cache:
+        img = Image.fromarray(hr)
+        if blur:  # blur_image_v2(img, 2)
+            img = Image.fromarray(cv2.GaussianBlur(np.array(img), (21, 21), 2).astype(np.uint8))
+        w, h = img.size  # donw_sample_bicubic
+        cache[blur] = pil_resize(np.array(img), (int(h / 4), int(w / 4)), "bicubic")
+    img = Image.fromarray(cache[blur])
+    if "noise20" in name:  # add_noise(20, 20, img): synthesize_gaussian
+        ar = np.array(img).transpose(2, 0, 1).astype(np.float32) / 255.
+        std = 20 / 255.
+        gauss = 0 + std * z_chw  # np.random.normal(loc=0, scale=std) is loc + scale * standard normal
+        noisy = np.clip(ar + gauss, 0, 1).astype(np.float32)
+        img = Image.fromarray(np.clip(noisy * 255, 0, 255).astype(np.uint8).transpose(1, 2, 0))
+    if name.endswith("jepg50"):  # convertToJpeg(img, 50)
+        with io.BytesIO() as f:
+            img.save(f, format="JPEG", quality=50)
+            f.seek(0)
+            img = Image.open(f).convert("RGB")
+    return np.array(img)
 
 
-def _jpeg50(rgb):
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 50])
-    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+def assert_sets_equal_the_original(hr: np.ndarray, key: str) -> None:
+    h, w = hr.shape[:2]
+    z = np.random.default_rng(len(key)).standard_normal((3, h // 4, w // 4))  # any field, given to both
+    cache: dict = {}
+    for name in RECIPE_NAMES:
+        ours, _ = apply_reflash(hr, name, seed=0, key=key, noise=z.transpose(1, 2, 0))
+        ref = original(hr, name, z, cache)
+        assert ours.shape == ref.shape, (key, name)
+        assert np.count_nonzero(ours != ref) == 0, f"{key} {name}: {np.count_nonzero(ours != ref)} values differ"
 
 
-def _manual(img, ops, seed, key):
-    """The original recipe written out step by step: cv2 blur, PIL bicubic, astype truncation, cv2 JPEG."""
-    h, w = img.shape[:2]
-    x = img
-    if "blur" in ops:
-        x = cv2.filter2D(img.astype(np.float32), -1, _gauss21(), borderType=cv2.BORDER_REFLECT_101)
-        x = np.clip(x, 0, 255).astype(np.uint8)
-    x = np.asarray(Image.fromarray(x).resize((w // 4, h // 4), Image.BICUBIC))
-    if "noise" in ops:
-        n = item_rng(seed, key).standard_normal(x.shape, dtype=np.float32) * np.float32(20)
-        x = np.clip(x.astype(np.float32) + n, 0, 255).astype(np.uint8)
-    if "jpeg" in ops:
-        x = _jpeg50(x)
-    return x
-
-
-def test_the_eight_recipes():
-    assert RECIPE_NAMES == ("bicubic", "blur2_bicubic", "bicubic_noise20", "bicubic_jpeg50", "blur2_bicubic_noise20",
-                            "blur2_bicubic_jpeg50", "bicubic_noise20_jpeg50", "blur2_bicubic_noise20_jpeg50")
+def test_the_eight_sets_have_the_original_names():
+    assert RECIPE_NAMES == ORIGINAL_SETS
     order = ["blur", "bicubic", "noise", "jpeg"]
     for name, ops in RECIPES.items():
         assert list(ops) == sorted(ops, key=order.index)
-        assert ("blur" in ops) == name.startswith("blur2") and ("jpeg" in ops) == name.endswith("jpeg50")
+        assert ("blur" in ops) == name.startswith("blur2") and ("jpeg" in ops) == name.endswith("jepg50")
+        assert ("noise" in ops) == ("noise20" in name)
+    assert ALIASES == {"bicubic_jpeg50": "bicubic_jepg50", "blur2_bicubic_jpeg50": "blur2_bicubic_jepg50",
+                       "bicubic_noise20_jpeg50": "bicubic_noise20_jepg50",
+                       "blur2_bicubic_noise20_jpeg50": "blur2_bicubic_noise20_jepg50"}
+    assert set_name("bicubic_jpeg50") == set_name("bicubic_jepg50") == "bicubic_jepg50"
+    with pytest.raises(ValueError, match="unknown recipe"):
+        set_name("bicubic_jpg50")
 
 
-@pytest.mark.parametrize("name", RECIPE_NAMES)
-def test_shapes_dtypes_and_manual_composition(set5_butterfly, name):
-    lr, info = apply_reflash(set5_butterfly, name, seed=5, key="butterfly")
-    assert lr.dtype == np.uint8 and lr.shape == (64, 64, 3)
-    assert info["recipe"] == name and info["ops"] == list(RECIPES[name]) and info["lr_size"] == [64, 64]
-    json.dumps(info)
-    assert np.array_equal(lr, _manual(set5_butterfly, RECIPES[name], 5, "butterfly"))
+@pytest.mark.parametrize("folder", ["set5", "kodak"])
+def test_every_set_equals_the_original_on_the_bundled_images(samples, folder):
+    for path in sorted((samples / folder).glob("*.png")):
+        assert_sets_equal_the_original(modcrop(read_image(path), 4), path.stem)
+
+
+@pytest.mark.slow
+def test_every_set_equals_the_original_on_b100(shared_data):
+    paths = sorted((shared_data / "benchmark/B100/HR").glob("*.png"))
+    assert len(paths) == 100
+    for path in paths:
+        assert_sets_equal_the_original(modcrop(read_image(path), 4), path.stem)
+
+
+def test_each_step_is_the_originals(set5_butterfly):
+    """The steps one at a time, so a failure names the step: 8-bit OpenCV blur (rounded, not truncated),
+    Pillow bicubic, truncating float noise, Pillow JPEG."""
+    hr = set5_butterfly
+    blurred_u8 = cv2.GaussianBlur(hr, (21, 21), 2)
+    lr, _ = apply_reflash(hr, "blur2_bicubic", seed=0)
+    assert np.array_equal(lr, pil_resize(blurred_u8, (64, 64), "bicubic"))
+    # a float blur truncated to 8 bits (what srprep did before) is another image
+    ax = np.arange(21) - 10.0
+    g = np.exp(-ax ** 2 / 8)
+    g = np.outer(g, g) / np.outer(g, g).sum()
+    float_blur = cv2.filter2D(hr.astype(np.float32), -1, g.astype(np.float32), borderType=cv2.BORDER_REFLECT_101)
+    truncated = pil_resize(np.clip(float_blur, 0, 255).astype(np.uint8), (64, 64), "bicubic")
+    assert np.mean(lr != truncated) > 0.1
+    z = noise_field(3, "b", (64, 64))
+    noisy, _ = apply_reflash(hr, "bicubic_noise20", seed=3, key="b")
+    clean, _ = apply_reflash(hr, "bicubic", seed=3, key="b")
+    assert np.array_equal(noisy, original(hr, "bicubic_noise20", z.transpose(2, 0, 1)))
+    jpeg, _ = apply_reflash(hr, "bicubic_jepg50", seed=0)
+    assert np.array_equal(jpeg, original(hr, "bicubic_jepg50", None))
+    assert not np.array_equal(jpeg, clean)
 
 
 def test_order_is_blur_bicubic_noise_jpeg(set5_butterfly):
     img = set5_butterfly
-    lr, _ = apply_reflash(img, "blur2_bicubic_noise20_jpeg50", seed=0, key="b")
-    # the other orders give other images
-    x = np.asarray(Image.fromarray(img).resize((64, 64), Image.BICUBIC)).astype(np.float32)
-    blur_after = np.clip(cv2.filter2D(x, -1, _gauss21(), borderType=cv2.BORDER_REFLECT_101), 0, 255).astype(np.uint8)
-    noise = item_rng(0, "b").standard_normal((64, 64, 3), dtype=np.float32) * 20
-    swapped = _jpeg50(np.clip(blur_after + noise, 0, 255).astype(np.uint8))
-    assert np.abs(lr.astype(int) - swapped.astype(int)).mean() > 2
-    manual = _manual(img, ("blur", "bicubic"), 0, "b")
-    noise_after_jpeg = np.clip(_jpeg50(manual).astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    lr, _ = apply_reflash(img, "blur2_bicubic_noise20_jepg50", seed=0, key="b")
+    z = noise_field(0, "b", (64, 64)).transpose(2, 0, 1)
+    assert np.array_equal(lr, original(img, "blur2_bicubic_noise20_jepg50", z))
+    # noise after JPEG gives another image
+    no_noise = original(img, "blur2_bicubic_jepg50", None)
+    noise_after_jpeg = np.clip(no_noise + z.transpose(1, 2, 0) * 20, 0, 255).astype(np.uint8)
     assert np.abs(lr.astype(int) - noise_after_jpeg.astype(int)).mean() > 2
+
+
+def test_shapes_records_and_the_jpeg_alias(set5_butterfly):
+    for name in RECIPE_NAMES:
+        lr, info = apply_reflash(set5_butterfly, name, seed=5, key="butterfly")
+        assert lr.dtype == np.uint8 and lr.shape == (64, 64, 3)
+        assert info["recipe"] == name and info["ops"] == list(RECIPES[name]) and info["lr_size"] == [64, 64]
+        json.dumps(info)
+    a, info = apply_reflash(set5_butterfly, "bicubic_noise20_jpeg50", seed=5, key="butterfly")
+    b, _ = apply_reflash(set5_butterfly, "bicubic_noise20_jepg50", seed=5, key="butterfly")
+    assert np.array_equal(a, b) and info["recipe"] == "bicubic_noise20_jepg50"
 
 
 def test_seeding_per_image(set5_butterfly):
@@ -75,9 +145,12 @@ def test_seeding_per_image(set5_butterfly):
     c, _ = apply_reflash(set5_butterfly, "bicubic_noise20", seed=2, key="x")
     d, _ = apply_reflash(set5_butterfly, "bicubic_noise20", seed=1, key="y")
     assert np.array_equal(a, b) and not np.array_equal(a, c) and not np.array_equal(a, d)
+    # the field is float64 standard normal, as the original's draws, from the image's own stream
+    z = noise_field(1, "x", (64, 64))
+    assert z.dtype == np.float64 and np.array_equal(z, item_rng(1, "x").standard_normal((64, 64, 3)))
     # recipes without noise draw nothing: the seed does not matter
-    e, _ = apply_reflash(set5_butterfly, "blur2_bicubic_jpeg50", seed=1, key="x")
-    f, _ = apply_reflash(set5_butterfly, "blur2_bicubic_jpeg50", seed=9, key="z")
+    e, _ = apply_reflash(set5_butterfly, "blur2_bicubic_jepg50", seed=1, key="x")
+    f, _ = apply_reflash(set5_butterfly, "blur2_bicubic_jepg50", seed=9, key="z")
     assert np.array_equal(e, f)
 
 
@@ -103,6 +176,8 @@ def test_bad_arguments(set5_butterfly):
         apply_reflash(set5_butterfly, "bicubic", seed=0, quantize="floor")
     with pytest.raises(ValueError):
         apply_reflash(set5_butterfly.astype(np.float32), "bicubic", seed=0)
+    with pytest.raises(ValueError, match="noise field"):
+        apply_reflash(set5_butterfly, "bicubic_noise20", seed=0, noise=np.zeros((3, 64, 64)))
 
 
 def test_matlab_resize_option(set5_butterfly):

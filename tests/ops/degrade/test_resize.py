@@ -2,9 +2,8 @@
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from srprep.ops.degrade.resize import output_size, resize, resize_pil, resize_torch
+from srprep.ops.degrade.resize import output_size, resize, resize_torch
 
 
 @pytest.mark.parametrize("mode", ["area", "bilinear", "bicubic"])
@@ -31,14 +30,6 @@ def test_antialias_reduces_aliasing():
     plain = resize(board, (50, 50), mode="bilinear")
     smooth = resize(board, (50, 50), mode="bilinear", antialias=True)
     assert np.abs(smooth - 0.5).max() < np.abs(plain - 0.5).max()
-
-
-def test_resize_pil_equals_pil(photo):
-    out = resize_pil(photo, (64, 64))
-    ref = np.asarray(Image.fromarray(photo).resize((64, 64), Image.BICUBIC))
-    assert out.dtype == np.uint8 and np.array_equal(out, ref)
-    with pytest.raises(TypeError):
-        resize_pil(photo.astype(np.float32), (64, 64))
 
 
 def test_bad_arguments():
