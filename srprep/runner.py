@@ -598,6 +598,9 @@ def _dead_worker_error(worker, todo: Sequence[Item], output: Path, running: Path
     how = f"exit {m.group(1)}" if m else "no exit code"
     by_key = {it.key: it for it in todo}
     keys = sorted({p.read_text(encoding="utf-8") for p in running.iterdir()} & set(by_key)) if running.is_dir() else []
+    if not keys:
+        return StageError(f"{name}: a worker process died ({how}) before it began an item: it was killed from "
+                          f"outside or ran out of memory; finished items are kept, run the same command again")
     log.warning("a worker process died (%s) while %d item(s) were in progress: %s; running them again one at a "
                 "time to find the one that dies", how, len(keys), ", ".join(keys[:8]))
     dying = [k for k in keys if not _alone(worker, by_key[k], output)]

@@ -379,3 +379,21 @@ def test_a_full_disk_names_the_journal_and_the_manifest_in_one_line(small_disk, 
     with pytest.raises(SrprepError, match=rf"^{small_disk}/m.json: cannot write: the disk is full"):
         write_json_atomic(small_disk / "m.json", {"x": "y" * 100000})
     assert not [p for p in small_disk.iterdir() if p.name.startswith(".m.json")], "no temporary file is left"
+
+
+def die_at_start(payload, *, out):
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_worker_that_dies_before_it_begins_an_item_is_said_so(tmp_path, monkeypatch):
+    import srprep.runner as runner
+
+    out = tmp_path / "out"
+    real_call = runner._call
+    # the worker dies before it notes an item (as when it is killed while it is still starting)
+    monkeypatch.setattr(runner, "_call", lambda worker, item, output=None, running=None: real_call(worker, item, output))
+    with pytest.raises(StageError, match=r"^toy: a worker process died \(exit SIGKILL\(-9\)\) before it began an item"):
+        run_step(Step("toy", out, {}), make_items({"a": 1, "b": 2}), functools.partial(die_at_start, out=str(out)),
+                 jobs=2, progress=False)
