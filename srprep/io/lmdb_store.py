@@ -152,7 +152,7 @@ def check_lmdb_file(path: str | os.PathLike) -> dict:
 
 def value_crc(value) -> int:
     """CRC-32 of a stored value (PNG bytes or raw pixels), as the done-records keep it."""
-    return zlib.crc32(memoryview(value).cast("B") if not isinstance(value, (bytes, bytearray)) else value) & 0xFFFFFFFF
+    return zlib.crc32(memoryview(value).cast("B")) & 0xFFFFFFFF
 
 
 # py-lmdb refuses to open one environment twice in a process, so every LmdbStore of a path shares one
