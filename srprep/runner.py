@@ -389,7 +389,7 @@ def _relation(a: Path, b: Path) -> str | None:
     return None
 
 
-def _territory_of(state_dir: Path) -> tuple[str | None, list[Path]]:
+def territory_of(state_dir: Path) -> tuple[str | None, list[Path]]:
     """(step name, the paths it writes) recorded in a step's state folder: its ``writes``, or its whole folder
     for a run recorded before steps said what they write; nothing for a folder that records no run."""
     base = state_dir.parent
@@ -443,7 +443,7 @@ def check_placement(step: Step) -> None:
                 raise StoreError(f"{w}: the output of {step.name} {how} its input {rp}; choose a destination "
                                  f"outside the inputs")
     for other in sorted(_states_around(mine)):
-        name, theirs = _territory_of(other)
+        name, theirs = territory_of(other)
         if other == state:
             if name is not None and name != step.name:
                 raise StoreError(f"{step.output}: holds the output of step {name!r}, not of {step.name!r}; "

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import StoreError
-from ..runner import Journal, find_step_outputs, read_manifest, verify_files
+from ..runner import find_step_outputs, territory_of, verify_files
 
 __all__ = ["VerifyReport", "verify"]
 
@@ -40,12 +40,6 @@ class VerifyReport:
                 f"({self.values} values) checked under {self.root}: {found}")
 
 
-def _writes(state_dir: Path) -> list[Path]:
-    rec = read_manifest(state_dir) or next((r["run"] for r in reversed(list(Journal(state_dir).records()))
-                                            if "run" in r), {})
-    return [(state_dir.parent / w).resolve() for w in rec.get("writes") or []]
-
-
 def verify(root: str | os.PathLike, *, max_depth: int = 4) -> VerifyReport:
     """Check every step output under ``root`` (see the module docstring).
 
@@ -64,7 +58,7 @@ def verify(root: str | os.PathLike, *, max_depth: int = 4) -> VerifyReport:
         report.files += checked
         report.unchecked += skipped
         report.problems += problems
-        for path in _writes(state):
+        for path in territory_of(state)[1]:  # the stores among them are checked
             if path in seen:
                 continue
             seen.add(path)
