@@ -6,5 +6,5 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-quickstart}
 bash "$here/scripts/setup.sh"
-# downsample -> tiny teacher -> ECO centroids -> LMDB -> ECO training -> Set5 evaluation (pipelines/quickstart.yaml)
-"$here/.venv/bin/srprep" run "$here/pipelines/quickstart.yaml" --workdir "$out"
+# downsample -> tiny teacher -> ECO centroids -> LMDB -> ECO training -> Set5 evaluation (srprep/pipelines/quickstart.yaml)
+"$here/.venv/bin/srprep" run quickstart --workdir "$out"

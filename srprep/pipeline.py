@@ -7,6 +7,7 @@ A pipeline file::
     scheduler: null                     # or tcp://host:8786: data steps run on a Dask cluster
     vars:
       samples: "{srprep_samples}"       # built in: the images bundled with srprep
+      configs: "{srprep_configs}"       # built in: the training configs shipped with srprep
     steps:
       downsample:                       # a step: one srprep command
         command: downsample
@@ -19,6 +20,8 @@ A pipeline file::
 
 ``{out}`` is the step's own output (``out:`` in the step, default ``{workdir}/{name}``), ``{NAME}`` another
 step's output (which makes it a dependency), ``{var}`` a variable (``--set vars.NAME=VALUE`` overrides one).
+Built in: ``{workdir}``, ``{pipeline_dir}`` (the folder of the pipeline file), ``{srprep_samples}`` and
+``{srprep_configs}`` (the sample images and training configs inside the installed package).
 ``after: [STEP, ...]`` adds dependencies that no argument names (a step that writes into another's folder).
 ``replace: true`` deletes the step's output before it reruns with other parameters or inputs (a training
 run, which would otherwise continue the old one); after an unfinished attempt the output is kept so that the
@@ -46,6 +49,7 @@ from typing import Any, Callable
 
 import yaml
 
+from . import shipped
 from .errors import SrprepError
 from .fingerprint import fingerprint
 from .runner import write_json_atomic
@@ -55,7 +59,6 @@ log = logging.getLogger(__name__)
 _REF = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _STEP_KEYS = {"command", "args", "options", "out", "after", "replace", "description"}
 _TOP_KEYS = {"name", "description", "workdir", "scheduler", "vars", "steps"}
-SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 
 
 class PipelineError(SrprepError):
@@ -186,7 +189,8 @@ def load_pipeline(path: str | Path, *, workdir: str | Path | None = None, overri
         _set_override(raw, spec)
     name = str(raw.get("name") or path.stem)
     wd = Path(workdir if workdir is not None else raw.get("workdir") or name)
-    table = {"workdir": str(wd), "srprep_samples": str(SAMPLES_DIR), "pipeline_dir": str(path.resolve().parent)}
+    table = {"workdir": str(wd), "srprep_samples": str(shipped.SAMPLES), "srprep_configs": str(shipped.CONFIGS),
+             "pipeline_dir": str(path.resolve().parent)}
     for key, value in (raw.get("vars") or {}).items():
         table[key] = _substitute(str(value), table, f"{path}: vars.{key}", set())
     steps_raw = raw["steps"]

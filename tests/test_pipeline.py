@@ -1,10 +1,7 @@
-"""Pipelines: step caching, downstream reruns, resume, bad files; a real local Dask cluster."""
+"""Pipelines: step caching, downstream reruns, resume, bad files, the shipped pipelines."""
 import json
-import os
 import re
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -140,66 +137,7 @@ def test_graph_text_and_png(tmp_path, capsys):
     assert read_image(tmp_path / "g.png").shape[0] > 100
 
 
-@pytest.fixture
-def dask_cluster(tmp_path):
-    """A real scheduler and two single-threaded workers on loopback, torn down after the test."""
-    pytest.importorskip("distributed")
-    bindir = Path(sys.executable).parent
-    sched_file = tmp_path / "scheduler.json"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    procs = [subprocess.Popen([str(bindir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
-                               "--no-dashboard", "--scheduler-file", str(sched_file)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    try:
-        deadline = time.time() + 60
-        while not sched_file.exists() and time.time() < deadline:
-            time.sleep(0.1)
-        address = yaml.safe_load(sched_file.read_text())["address"]
-        for _ in range(2):
-            procs.append(subprocess.Popen([str(bindir / "dask"), "worker", address, "--nworkers", "1",
-                                           "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"],
-                                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        from distributed import Client
-        with Client(address, timeout=30) as client:
-            client.wait_for_workers(2, timeout=60)
-        yield address
-    finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-def _tree_bytes(root: Path) -> dict:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and ".srprep" not in p.parts}
-
-
-def test_data_steps_on_a_local_dask_cluster_match_the_local_run(dask_cluster, tmp_path, samples, capsys):
-    src = samples / "kodak"
-    assert main(["-q", "downsample", str(src), str(tmp_path / "local"), "-s", "2", "-s", "3"]) == 0
-    assert main(["-q", "--scheduler", dask_cluster, "downsample", str(src), str(tmp_path / "dask"),
-                 "-s", "2", "-s", "3"]) == 0
-    local, remote = _tree_bytes(tmp_path / "local"), _tree_bytes(tmp_path / "dask")
-    assert len(local) == 24 and local == remote
-    # pack: workers decode/crop/encode, the one writer stays here; the stores hold the same records
-    for name in ("local", "dask"):
-        args = ["-q"] + (["--scheduler", dask_cluster] if name == "dask" else [])
-        assert main(args + ["pack", str(tmp_path / name), str(tmp_path / f"{name}_packed"), "--encoding", "png",
-                            "--crop", "--size", "96", "--step", "48"]) == 0
-    from srprep.io.stores import open_store
-    for field in ("HR.lmdb", "X2.lmdb", "X3.lmdb"):
-        a, b = open_store(tmp_path / "local_packed" / field), open_store(tmp_path / "dask_packed" / field)
-        assert sorted(a.keys()) == sorted(b.keys()) and len(a.keys()) > 50
-        assert all((a.read(k) == b.read(k)).all() for k in a.keys())
-    assert (tmp_path / "local_packed/HR.lmdb/meta_info.txt").read_text() == \
-        (tmp_path / "dask_packed/HR.lmdb/meta_info.txt").read_text()
-
-
-@pytest.mark.parametrize("path", sorted((REPO / "pipelines").glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted((REPO / "srprep/pipelines").glob("*.yaml")), ids=lambda p: p.stem)
 def test_shipped_pipelines_resolve_to_real_commands(path, tmp_path, capsys):
     assert main(["run", str(path), "--graph", "--graph-png", str(tmp_path / "g.png")]) == 0
     assert "steps ->" in capsys.readouterr().out
@@ -208,15 +146,15 @@ def test_shipped_pipelines_resolve_to_real_commands(path, tmp_path, capsys):
 def test_quickstart_runs_end_to_end_is_cached_and_reported(tmp_path, capsys):
     """The README's main job: downsample -> teacher -> centroids -> pack -> ECO training -> eval."""
     wd = tmp_path / "qs"
-    steps = run(capsys, REPO / "pipelines/quickstart.yaml", "--workdir", wd)
+    steps = run(capsys, "quickstart", "--workdir", wd)
     assert steps == dict.fromkeys(["data", "set5", "teacher", "centroids", "pack", "eco", "eval"], "done")
     rows = (wd / "eval_set5.csv").read_text().splitlines()
     assert rows[0].startswith("dataset,scale,image,psnr") and len(rows) >= 6
     val = (wd / "eco/val.csv").read_text().splitlines()[-1].split(",")
     assert float(val[1]) > float(val[3]), "the ECO-trained network must beat bicubic on held-out images"
-    assert set(run(capsys, REPO / "pipelines/quickstart.yaml", "--workdir", wd, commands=0).values()) == {
+    assert set(run(capsys, "quickstart", "--workdir", wd, commands=0).values()) == {
         "up to date"}
-    assert run(capsys, REPO / "pipelines/quickstart.yaml", "--workdir", wd, "--set", "vars.eco_iters=120") == {
+    assert run(capsys, "quickstart", "--workdir", wd, "--set", "vars.eco_iters=120") == {
         **dict.fromkeys(["data", "set5", "teacher", "centroids", "pack"], "up to date"), "eco": "done",
         "eval": "done"}
     assert main(["report", str(wd)]) == 0

@@ -8,10 +8,11 @@ from ..errors import SrprepError
 from ..io.images import write_image
 from ..ops.diagram import draw_dag
 from ..pipeline import PipelineError, graph_text, load_pipeline, run_pipeline
+from .common import ShippedFile
 
 
 @click.command("run")
-@click.argument("pipeline", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("pipeline", type=ShippedFile("pipeline"))
 @click.option("--until", metavar="STEP", help="Run only STEP and the steps it needs.")
 @click.option("--only", metavar="STEP", help="Run just STEP (the steps it needs must be up to date).")
 @click.option("--force", "force", multiple=True, metavar="STEP",
@@ -29,14 +30,16 @@ def run_cmd(ctx: click.Context, pipeline: Path, until, only, force, overrides, w
             graph_png) -> None:
     """Run a pipeline: a chain of srprep steps in one YAML file, cached step by step.
 
-    An up-to-date step is skipped (and said so); a changed option reruns that step and every step
-    downstream of it, nothing else; a killed pipeline resumes where it stopped. See pipelines/*.yaml.
+    PIPELINE is a YAML file or the name of a pipeline shipped with srprep (srprep/pipelines/; an
+    unknown name lists them). An up-to-date step is skipped (and said so); a changed option reruns
+    that step and every step downstream of it, nothing else; a killed pipeline resumes where it
+    stopped.
 
     \b
     Examples:
-      srprep run pipelines/quickstart.yaml
-      srprep run pipelines/quickstart.yaml --dry-run --set downsample.scale=[3]
-      srprep run pipelines/div2k_eco_x2.yaml --until pack --graph-png graph.png
+      srprep run quickstart
+      srprep run quickstart --dry-run --set data.scale=[3]
+      srprep run div2k_eco_x2 --until pack --graph-png graph.png
     """
     app = ctx.obj
     scheduler = ctx.find_root().params.get("scheduler")

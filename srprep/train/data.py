@@ -316,14 +316,18 @@ def to_unit_float(x: torch.Tensor) -> torch.Tensor:
 
 
 def _degradation_config(cfg):
-    """The DegradationConfig of a run: recipe file, then inline options; the scale is the model's."""
+    """The DegradationConfig of a run: recipe file (a path, else a shipped recipe's name), then inline
+    options; the scale is the model's."""
     import yaml
 
     from srprep.ops.degrade import DegradationConfig
+    from srprep.shipped import shipped_file
 
     options: dict = {}
     if cfg.degrade.recipe:
         path = Path(cfg.degrade.recipe)
+        if not path.is_file():
+            path = shipped_file(path, "recipe") or path
         try:
             options = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except OSError as exc:

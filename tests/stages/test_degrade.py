@@ -260,11 +260,11 @@ def test_cli_end_to_end_with_sheets(hr_dir, tmp_path, capsys):
 
 
 def test_cli_yaml_recipe_and_scale_override(hr_dir, tmp_path, capsys):
-    assert main(["degrade", hr_dir, tmp_path / "mild", "--recipe", REPO / "configs/degrade/mild.yaml",
+    assert main(["degrade", hr_dir, tmp_path / "mild", "--recipe", REPO / "srprep/configs/degrade/mild.yaml",
                  "-j", "1"]) == 0
     assert read_image(tmp_path / "mild/LR/butterfly_c0x2.png").shape == (32, 32, 3)  # the file says scale 2
-    assert main(["degrade", hr_dir, tmp_path / "mild4", "--recipe", REPO / "configs/degrade/mild.yaml",
-                 "--scale", "4", "-j", "1"]) == 0
+    # the shipped recipe by its name
+    assert main(["degrade", hr_dir, tmp_path / "mild4", "--recipe", "mild", "--scale", "4", "-j", "1"]) == 0
     assert read_image(tmp_path / "mild4/LR/butterfly_c0x4.png").shape == (16, 16, 3)  # the flag wins
     # gt_usm: false -> DST/HR is the original
     np.testing.assert_array_equal(read_image(tmp_path / "mild4/HR/baby.png"),
@@ -324,9 +324,9 @@ def test_image_too_small_names_the_file(tmp_path, capsys):
 
 
 def test_yaml_configs(tmp_path):
-    for path in sorted((REPO / "configs/degrade").glob("*.yaml")):
+    for path in sorted((REPO / "srprep/configs/degrade").glob("*.yaml")):
         load_config(path)  # the examples load strictly
-    assert load_config(REPO / "configs/degrade/realesrgan_x4plus.yaml") == DegradationConfig()
+    assert load_config(REPO / "srprep/configs/degrade/realesrgan_x4plus.yaml") == DegradationConfig()
     f = tmp_path / "c.yaml"
     f.write_text("noise_range: [1, 10]\nblur_kernel_size: 21\nnoise_rang2: [1, 5]\n")
     with pytest.raises(RecipeError, match=r"c\.yaml: unknown degradation options: blur_kernel_size, noise_rang2"):

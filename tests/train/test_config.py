@@ -10,7 +10,7 @@ from srprep.train.config import Config, ConfigError, config_to_dict, load_config
 REPO = Path(__file__).resolve().parents[2]
 TRAIN_CONFIGS = ("edsr_baseline_x2", "edsr_x2_eco", "msrresnet20_x4_mixup", "srresnet_x4_dropout_realesrgan",
                  "tiny_cpu")
-CONFIGS = [REPO / "configs" / f"{name}.yaml" for name in TRAIN_CONFIGS]
+CONFIGS = [REPO / "srprep" / "configs" / f"{name}.yaml" for name in TRAIN_CONFIGS]
 
 
 def test_overrides_win_over_the_file_and_are_typed(tmp_path):
@@ -79,13 +79,13 @@ def test_shipped_configs_load_and_build_their_network(path):
 
 def test_the_shipped_recipes_are_what_their_names_say():
     assert all(p.is_file() for p in CONFIGS)
-    mix = load_config(REPO / "configs/msrresnet20_x4_mixup.yaml")
+    mix = load_config(REPO / "srprep/configs/msrresnet20_x4_mixup.yaml")
     net = create_model(mix.model.name, scale=mix.model.scale, **mix.model.kwargs)
     assert count_parameters(net) <= 1_821_085
     assert mix.augment.rgb_permute == 0.5 and mix.augment.blend == 0.1 and mix.augment.mixup == 0.2
-    eco = load_config(REPO / "configs/edsr_x2_eco.yaml")
-    base = load_config(REPO / "configs/edsr_baseline_x2.yaml")
+    eco = load_config(REPO / "srprep/configs/edsr_x2_eco.yaml")
+    base = load_config(REPO / "srprep/configs/edsr_baseline_x2.yaml")
     assert eco.eco.enabled and not base.eco.enabled
     assert count_parameters(create_model(eco.model.name, scale=2, **eco.model.kwargs)) == 1_369_859
-    drop = load_config(REPO / "configs/srresnet_x4_dropout_realesrgan.yaml")
+    drop = load_config(REPO / "srprep/configs/srresnet_x4_dropout_realesrgan.yaml")
     assert drop.degrade.enabled and drop.data.lr is None and drop.model.kwargs["dropout"] == 0.7
