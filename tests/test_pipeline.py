@@ -114,18 +114,117 @@ def test_killed_pipeline_resumes(tmp_path, capsys, kill_when):
     assert len(list((wd / "lr2/X2").glob("*.png"))) == 8
 
 
-@pytest.mark.parametrize("change, message", [
+BAD = [
     (lambda s: s["steps"]["lr"]["args"].append("{lr2}"), "steps form a cycle: crop -> lr -> lr2 -> crop"),
     (lambda s: s["steps"]["crop"]["args"].append("{nowhere}"), "unknown step or variable {nowhere}"),
     (lambda s: s["steps"]["crop"].update(bogus=1), "unknown keys ['bogus']"),
     (lambda s: s["steps"]["crop"].pop("command"), "needs a 'command'"),
-])
+    (lambda s: s["steps"]["crop"].update(options=["scale", 4]),
+     "step 'crop': options must be a mapping (options: {name: value}), not a list"),
+    (lambda s: s.update(name=["chain"]), "name must be a non-empty string, not a list"),
+    (lambda s: s.update(workdir=7), "workdir must be a non-empty string, not a number"),
+    (lambda s: s["steps"]["crop"].update(args="{lr}/X2 {out}"), "step 'crop': args must be a list"),
+    (lambda s: s["steps"]["crop"].update(options={"scale": {"x": 4}}),
+     "step 'crop': options.scale must be a value or a list of values, not a mapping"),
+    (lambda s: s["steps"]["crop"].update(replace="yes"), "step 'crop': replace must be true or false"),
+    (lambda s: s["vars"].update(more=["a"]), "vars.more must be a string or a number, not a list"),
+    (lambda s: (s["steps"]["lr"].update(out="/tmp/x"), s["steps"]["crop"].update(out="/tmp/x/")),
+     "write to the same output /tmp/x"),
+    (lambda s: (s["steps"]["lr"].update(out="x/./y"), s["steps"]["crop"].update(out="x/y")),
+     "write to the same output x/"),
+]
+
+
+@pytest.mark.parametrize("change, message", BAD)
 def test_bad_pipelines_are_refused(tmp_path, change, message):
     spec = yaml.safe_load(yaml.safe_dump(CHAIN))
     change(spec)
     with pytest.raises(PipelineError) as info:
         load_pipeline(write(tmp_path, spec))
-    assert message in str(info.value)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+CHECKED = [  # found when the file is loaded, against the command each step runs
+    (lambda s: s["steps"]["lr2"]["options"].update(scael=[2]),
+     "step 'lr2': options.scael: srprep downsample has no option --scael (did you mean scale?)"),
+    (lambda s: s["steps"]["crop"]["options"].update(scale=[2, 3]), "step 'crop': options.scale: a list, but --scale "
+                                                                   "takes one value"),
+    (lambda s: s["steps"]["crop"]["options"].update(scale="abc"), "step 'crop': srprep modcrop: Invalid value for"),
+    (lambda s: s["steps"]["crop"]["options"].update(force=False), "step 'crop': options.force: false, but --force "
+                                                                  "is a flag without --no-"),
+    (lambda s: s["steps"]["crop"]["options"].update(png_level=True), "options.png_level: true, but --png-level "
+                                                                     "takes a value"),
+    (lambda s: s["steps"]["crop"]["args"].append("--bogus"), "step 'crop': srprep modcrop: No such option '--bogus'"),
+    (lambda s: s["steps"]["crop"]["args"].append("extra"), "step 'crop': srprep modcrop: Got unexpected extra "
+                                                           "argument (extra)"),
+    (lambda s: s["steps"]["crop"]["args"].pop(), "step 'crop': srprep modcrop: Missing argument 'DST'"),
+    (lambda s: s["steps"]["crop"].update(command="modcorp"), "step 'crop': command: no srprep command 'modcorp'"),
+    (lambda s: s["steps"].update(train={"command": "train", "args": ["train.iterz=3", "data.root={lr}"],
+                                        "options": {"config": "tiny_cpu"}}),
+     "step 'train': args: unknown option train.iterz (did you mean train.iters?)"),
+]
+
+
+@pytest.mark.parametrize("change, message", CHECKED)
+def test_the_whole_file_is_checked_before_anything_runs(tmp_path, capsys, change, message):
+    spec = yaml.safe_load(yaml.safe_dump(CHAIN))
+    change(spec)
+    assert main(["run", str(write(tmp_path, spec)), "--workdir", str(tmp_path / "wd")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and message in err, err
+    assert not (tmp_path / "wd").exists()  # not even the first step ran
+
+
+def test_set_refuses_unknown_steps_options_and_variables(tmp_path, capsys):
+    p = write(tmp_path, CHAIN)
+    for bad, message in (("downsample.scale=[3]", "no step 'downsample' (steps: crop, lr, lr2)"),
+                         ("crop.sacle=2", "options.sacle: srprep modcrop has no option --sacle"),
+                         ("vars.imagez=x", "no variable 'imagez' (variables: images)")):
+        assert main(["run", str(p), "--dry-run", "--set", bad]) == 1
+        assert message in capsys.readouterr().err
+
+
+def test_dry_run_names_every_missing_input_and_its_variable(tmp_path, capsys):
+    spec = yaml.safe_load(yaml.safe_dump(CHAIN))
+    spec["vars"]["images"] = str(tmp_path / "nowhere")
+    spec["steps"]["lr2"]["args"][0] = "{crop}"  # made by the pipeline: never missing
+    spec["steps"]["pack"] = {"command": "pack", "args": ["elsewhere/data", "{out}"]}
+    p = write(tmp_path, spec)
+    assert main(["run", str(p), "--workdir", str(tmp_path / "wd"), "--dry-run"]) == 1
+    out = capsys.readouterr()
+    assert "4 would run" in out.out
+    assert out.err.splitlines() == [
+        f"missing: step 'lr': args (SRC): {tmp_path / 'nowhere'} not found (from vars.images: --set vars.images=PATH)",
+        "missing: step 'pack': args (SRC): elsewhere/data not found",
+        f"error: {p}: 2 input(s) missing (listed above): a run would stop there"]
+    # a real run stops before its first step
+    assert main(["run", str(p), "--workdir", str(tmp_path / "wd")]) == 1
+    assert "step 'lr': args (SRC)" in capsys.readouterr().err and not (tmp_path / "wd").exists()
+    # --until: only the steps it covers
+    spec["vars"]["images"] = "{srprep_samples}/set5"
+    assert run(capsys, write(tmp_path, spec), "--workdir", tmp_path / "wd", "--until", "lr2") == dict.fromkeys(
+        ["lr", "crop", "lr2"], "done")
+
+
+def test_a_change_inside_a_dataset_folder_reruns_the_step(tmp_path, samples, capsys):
+    data = tmp_path / "DATA"
+    for field in ("HR", "X2"):
+        (data / field).mkdir(parents=True)
+    from srprep.io.images import read_image, write_image
+    for name in ("baby", "bird"):
+        hr = read_image(samples / f"set5/{name}.png")[:96, :96]
+        write_image(data / "HR" / f"{name}.png", hr)
+        write_image(data / "X2" / f"{name}x2.png", hr[::2, ::2])
+    p = write(tmp_path, {"name": "packing", "vars": {"data": str(data)},
+                         "steps": {"pack": {"command": "pack", "args": ["{data}", "{out}"],
+                                            "options": {"jobs": 1}}}})
+    wd = tmp_path / "wd"
+    assert run(capsys, p, "--workdir", wd) == {"pack": "done"}
+    assert run(capsys, p, "--workdir", wd, commands=0) == {"pack": "up to date"}
+    hr = read_image(data / "HR/bird.png")
+    hr[0, 0] = 255 - hr[0, 0]
+    write_image(data / "HR/bird.png", hr)  # DATA/HR/*.png: one level below the step's input
+    assert run(capsys, p, "--workdir", wd, commands=1) == {"pack": "done"}
 
 
 def test_graph_text_and_png(tmp_path, capsys):

@@ -7,8 +7,9 @@ import click
 from ..errors import SrprepError
 from ..io.images import write_image
 from ..ops.diagram import draw_dag
-from ..pipeline import PipelineError, graph_text, load_pipeline, run_pipeline
+from ..pipeline import PipelineError, graph_text, load_pipeline, missing_inputs, run_pipeline, selected_steps
 from .common import ShippedFile
+from .stepcheck import step_checker
 
 
 @click.command("run")
@@ -21,7 +22,8 @@ from .common import ShippedFile
               help="Override a step's option for this run (VALUE is read as YAML). Repeatable.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Where step outputs go (default: the pipeline's workdir).")
-@click.option("--dry-run", is_flag=True, help="Show which steps would run and why; run nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Show which steps would run and why, and every input that is missing; run nothing.")
 @click.option("--graph", is_flag=True, help="Print the steps and their dependencies; run nothing.")
 @click.option("--graph-png", type=click.Path(dir_okay=False, path_type=Path),
               help="Also draw the pipeline as a PNG.")
@@ -43,11 +45,9 @@ def run_cmd(ctx: click.Context, pipeline: Path, until, only, force, overrides, w
     """
     app = ctx.obj
     scheduler = ctx.find_root().params.get("scheduler")
-    pipe = load_pipeline(pipeline, workdir=workdir, overrides=list(overrides), scheduler=scheduler)
     root = ctx.find_root().command
-    for step in pipe.steps.values():
-        if step.command not in root.commands or step.command == "run":
-            raise PipelineError(f"{pipeline}: step {step.name!r}: no srprep command {step.command!r}")
+    pipe = load_pipeline(pipeline, workdir=workdir, overrides=list(overrides), scheduler=scheduler,
+                         check_step=step_checker(root))
     if graph or graph_png:
         click.echo(graph_text(pipe))
         if graph_png:
@@ -78,6 +78,7 @@ def run_cmd(ctx: click.Context, pipeline: Path, until, only, force, overrides, w
         else:
             click.echo(f"[{outcome.name}] {outcome.status} ({outcome.reason})")
 
+    missing = missing_inputs(pipe, selected_steps(pipe, until=until, only=only)) if dry_run else []
     outcomes = run_pipeline(pipe, invoke, until=until, only=only, force=list(force), dry_run=dry_run,
                             on_step=report)
     ran = sum(o.status == "ran" for o in outcomes)
@@ -86,3 +87,7 @@ def run_cmd(ctx: click.Context, pipeline: Path, until, only, force, overrides, w
     verb = f"{would} would run" if dry_run else f"{ran} ran"
     click.echo(f"{pipe.name}: {verb}, {skipped} up to date ({sum(o.elapsed for o in outcomes):.1f} s) "
                f"-> {pipe.workdir}")
+    if missing:
+        for line in missing:
+            click.echo(f"missing: {line}", err=True)
+        raise PipelineError(f"{pipe.path}: {len(missing)} input(s) missing (listed above): a run would stop there")
