@@ -6,7 +6,8 @@ value of the wrong type (``scale: abc``), arguments the command cannot parse (mi
 ``--flag`` inside ``args``) and, for ``train``, unknown config keys in its overrides. Paths are not looked at
 here, since earlier steps make some of them: the checker returns the inputs the command reads (parameters of
 type ``click.Path(exists=True)`` and shipped-file names), and :func:`srprep.pipeline.missing_inputs` looks
-for them before the run.
+for them before the run. :func:`parse_args` parses any srprep command line that way (the tests run it on
+every example in the documentation).
 """
 from __future__ import annotations
 
