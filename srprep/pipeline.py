@@ -75,7 +75,7 @@ class PipelineError(SrprepError):
 @dataclass(frozen=True)
 class StepInput:
     """A file or folder a step's command reads: ``where`` in the step it comes from (``options.model``,
-    ``args: SRC``), its path, and how to tell that it is there."""
+    ``args (SRC)``), its path, and how to tell that it is there."""
 
     where: str
     path: str
