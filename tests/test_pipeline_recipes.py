@@ -17,8 +17,8 @@ from srprep.ops.imresize import imresize_matlab
 from srprep.train import load_config
 
 REPO = Path(__file__).resolve().parents[1]
-EDSR_PIPE = REPO / "pipelines" / "edsr_baseline_x2_x3_x4.yaml"
-AIM_PIPE = REPO / "pipelines" / "aim2020_x2_washed_large.yaml"
+EDSR_PIPE = REPO / "srprep" / "pipelines" / "edsr_baseline_x2_x3_x4.yaml"
+AIM_PIPE = REPO / "srprep" / "pipelines" / "aim2020_x2_washed_large.yaml"
 
 
 def tiny_config(src: Path, dst: Path, **train) -> Path:
@@ -51,7 +51,7 @@ def recorded(run_dir: Path):
 
 @pytest.mark.slow
 def test_edsr_x3_and_x4_start_from_x2(samples, shared_data, tmp_path, capsys):
-    config = tiny_config(REPO / "configs" / "edsr_baseline_official.yaml", tmp_path / "edsr.yaml")
+    config = tiny_config(REPO / "srprep" / "configs" / "edsr_baseline_official.yaml", tmp_path / "edsr.yaml")
     wd = tmp_path / "wd"
     sets = [f"vars.div2k_hr={samples / 'kodak'}", f"vars.benchmark={shared_data / 'benchmark'}",
             f"vars.config={config}", "vars.iters=2", "vars.device=cpu",
@@ -108,7 +108,7 @@ def fake_aim(samples: Path, root: Path) -> Path:
 @pytest.mark.slow
 def test_aim2020_stages_feed_each_other(samples, shared_data, tmp_path, capsys):
     aim = fake_aim(samples, tmp_path / "AIM2020")
-    config = tiny_config(REPO / "configs" / "aim2020_x2.yaml", tmp_path / "aim.yaml")
+    config = tiny_config(REPO / "srprep" / "configs" / "aim2020_x2.yaml", tmp_path / "aim.yaml")
     wd = tmp_path / "wd"
     sets = [f"vars.div2k_hr={samples / 'kodak'}", f"vars.benchmark={shared_data / 'benchmark'}",
             f"vars.aim={aim}", f"vars.ids_x2={aim / 'x2_clean.txt'}", f"vars.ids_x3={aim / 'x3_clean.txt'}",

@@ -164,14 +164,14 @@ def test_run_killed_half_way_resumes_with_every_item_once(tmp_path, kill_when):
     script = tmp_path / "job.py"
     script.write_text(KILL_SCRIPT.format(tests=str(REPO / "tests")))
     # kill_when kills the whole group: the runner and its worker processes
-    n_before = kill_when([sys.executable, str(script), str(out)], out, "*.txt", 15, timeout=60,
-                         env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert 15 <= n_before < 60, "the kill must land half-way for this test to mean anything"
+    # killed once 15 items are recorded; the workers may have written a few more files by then, unrecorded
+    kill_when([sys.executable, str(script), str(out)], out, "*.txt", 15, step="toy",
+              env={**os.environ, "PYTHONPATH": str(REPO)})
     assert not (out / ".srprep/manifest.json").exists()
 
     values = {f"k{i:03d}": i for i in range(60)}
     rep = run(tmp_path, values, jobs=2)
-    assert rep.processed + rep.reused == 60 and rep.reused >= 10
+    assert (rep.processed, rep.reused) == (45, 15)
     assert outputs(tmp_path) == {f"{k}.txt": f"{v}!" for k, v in values.items()}
     assert not list(out.glob(".*.tmp"))
     keys = [json.loads(line)["key"] for line in (out / ".srprep/journal.jsonl").read_text().splitlines()

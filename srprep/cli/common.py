@@ -23,6 +23,25 @@ class Context:
         return not self.quiet
 
 
+class ShippedFile(click.ParamType):
+    """A path to an existing file, or the name of a file shipped with srprep (a pipeline, a training config
+    or a degradation recipe; see :mod:`srprep.shipped`); converts to the file's :class:`~pathlib.Path`."""
+
+    name = "path"
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    def convert(self, value, param, ctx) -> Path:
+        from ..errors import SrprepError
+        from ..shipped import find_file
+
+        try:
+            return find_file(value, self.kind)
+        except SrprepError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 def step_options(fn):
     """--jobs, --force and --dry-run: the options every cached step takes."""
     fn = click.option("--dry-run", is_flag=True, help="Say what would be done; change nothing.")(fn)

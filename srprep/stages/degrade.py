@@ -81,6 +81,7 @@ from ..io import images
 from ..io.stores import FolderStore, FolderWriter, scale_suffix
 from ..ops.grid import modcrop
 from ..runner import STATE_DIR, Item, ItemResult, Step, StepReport, run_step, write_json_atomic
+from ..shipped import shipped_file, shipped_names
 
 log = logging.getLogger(__name__)
 
@@ -245,10 +246,11 @@ def _check_config_values(cfg, where: str) -> None:
 def load_config(path: str | os.PathLike, *, scale: int | None = None):
     """Read a :class:`~srprep.ops.degrade.pipeline.DegradationConfig` from a YAML file.
 
-    The file is a flat mapping with Real-ESRGAN's option names (``configs/degrade/realesrgan_x4plus.yaml``
-    lists them all); options it leaves out keep the x4plus defaults. Unknown keys are refused, naming them,
-    unless the file says ``strict: false`` (to read a whole Real-ESRGAN training file: its other keys are
-    then ignored). ``scale`` (the command line's) wins over the file's.
+    The file is a flat mapping with Real-ESRGAN's option names (the shipped recipe ``realesrgan_x4plus``,
+    ``srprep/configs/degrade/realesrgan_x4plus.yaml``, lists them all); options it leaves out keep the x4plus
+    defaults. Unknown keys are refused, naming them, unless the file says ``strict: false`` (to read a whole
+    Real-ESRGAN training file: its other keys are then ignored). ``scale`` (the command line's) wins over the
+    file's.
 
     Raises:
         RecipeError: missing or unreadable file, invalid YAML, not a mapping, unknown keys, bad values.
@@ -309,8 +311,8 @@ def resolve_recipe(recipe, scale: int | None = None) -> tuple[str, tuple[str, ..
     """``("reflash", set names)`` or ``("realesrgan", DegradationConfig)`` for a ``--recipe`` value.
 
     ``recipe``: ``"reflash"`` (all eight sets), one Reflash set name (either spelling; the original's is
-    returned), ``"realesrgan"`` (x4plus settings),
-    a path to a YAML file (:func:`load_config`), or a ``DegradationConfig``.
+    returned), ``"realesrgan"`` (x4plus settings), a path to a YAML file (:func:`load_config`), the name of a
+    shipped recipe (``srprep/configs/degrade``: ``mild``, ``realesrgan_x4plus``), or a ``DegradationConfig``.
     """
     from ..ops.degrade.pipeline import DegradationConfig
     from ..ops.degrade.recipes import ALIASES, RECIPE_NAMES
@@ -328,8 +330,11 @@ def resolve_recipe(recipe, scale: int | None = None) -> tuple[str, tuple[str, ..
         return "realesrgan", _realesrgan_config(scale=4 if scale is None else int(scale))
     if recipe.lower().endswith((".yaml", ".yml")) or Path(recipe).is_file():
         return "realesrgan", load_config(recipe, scale=scale)
-    raise RecipeError(f"unknown recipe {recipe!r}: choose reflash, realesrgan, a YAML file, or one Reflash set "
-                      f"({', '.join(RECIPE_NAMES)})")
+    shipped = shipped_file(recipe, "recipe")
+    if shipped is not None:
+        return "realesrgan", load_config(shipped, scale=scale)
+    raise RecipeError(f"unknown recipe {recipe!r}: choose reflash, realesrgan, a YAML file, a shipped recipe "
+                      f"({', '.join(shipped_names('recipe'))}) or one Reflash set ({', '.join(RECIPE_NAMES)})")
 
 
 def _min_side_realesrgan(cfg) -> tuple[int, str]:

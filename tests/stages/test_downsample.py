@@ -11,42 +11,43 @@ from srprep.stages.downsample import DownsampleOptions, downsample
 NAMES = ["baby", "bird", "butterfly", "head", "woman"]
 
 
-def test_uint8_convention_matches_the_benchmark_lr(shared_data, tmp_path, capsys):
+def test_uint8_convention_matches_the_benchmark_lr(ref_data, tmp_path, capsys):
     dst = tmp_path / "Set5"
-    assert main(["-q", "downsample", shared_data / "benchmark/Set5/HR", dst, "-s", "2", "-s", "3", "-s", "4"]) == 0
+    assert main(["-q", "downsample", ref_data / "benchmark/Set5/HR", dst, "-s", "2", "-s", "3", "-s", "4"]) == 0
     for s in (2, 3, 4):
         for name in NAMES:
             ours = read_image(dst / f"X{s}/{name}x{s}.png")
-            ref = read_image(shared_data / f"benchmark/Set5/LR_bicubic/X{s}/{name}x{s}.png")
+            ref = read_image(ref_data / f"benchmark/Set5/LR_bicubic/X{s}/{name}x{s}.png")
             assert ours.shape == ref.shape
             assert np.array_equal(ours, ref), f"{name} x{s}: {np.count_nonzero(ours != ref)} values differ"
     for name in NAMES:  # HR is written as is (uncropped), the benchmark layout
         assert np.array_equal(read_image(dst / f"HR/{name}.png"),
-                              read_image(shared_data / f"benchmark/Set5/HR/{name}.png"))
+                              read_image(ref_data / f"benchmark/Set5/HR/{name}.png"))
 
 
-def test_im2double_convention_matches_basicsr_lrbic(shared_data, tmp_path):
+def test_im2double_convention_matches_basicsr_lrbic(ref_data, tmp_path):
     # x2: every value. x4: all but two values (baby and woman, one level each), which lie 6e-7 and 2e-6
     # levels from k + 0.5 -- no float64 computation rounds them as the file has them; see
     # tests/ops/test_imresize.py, which pins them.
     known = {("baby", 4): 1, ("woman", 4): 1}
     dst = tmp_path / "Set5"
     # --layout basicsr: BasicSR's folder and file names, im2double, HR cropped to a multiple of 12
-    assert main(["-q", "downsample", shared_data / "benchmark/Set5/HR", dst, "-s", "2", "-s", "4",
+    assert main(["-q", "downsample", ref_data / "benchmark/Set5/HR", dst, "-s", "2", "-s", "4",
                  "--layout", "basicsr"]) == 0
-    assert sorted(p.name for p in dst.iterdir()) == sorted(p.name for p in (shared_data / "basicsr_im2double/Set5").iterdir())
+    assert sorted(p.name for p in dst.iterdir()) == sorted(
+        p.name for p in (ref_data / "basicsr_im2double/Set5").iterdir())
     for name in NAMES:
         assert np.array_equal(read_image(dst / f"GTmod12/{name}.png"),
-                              read_image(shared_data / f"basicsr_im2double/Set5/GTmod12/{name}.png"))
+                              read_image(ref_data / f"basicsr_im2double/Set5/GTmod12/{name}.png"))
         for s in (2, 4):
             ours = read_image(dst / f"LRbicx{s}/{name}.png")
-            ref = read_image(shared_data / f"basicsr_im2double/Set5/LRbicx{s}/{name}.png")
+            ref = read_image(ref_data / f"basicsr_im2double/Set5/LRbicx{s}/{name}.png")
             diff = np.abs(ours.astype(int) - ref)
             assert np.count_nonzero(diff) == known.get((name, s), 0) and diff.max() <= 1, f"{name} x{s}"
 
 
-def test_each_scale_is_cached_on_its_own(shared_data, tmp_path, capsys):
-    src, dst = shared_data / "benchmark/Set5/HR", tmp_path / "d"
+def test_each_scale_is_cached_on_its_own(ref_data, tmp_path, capsys):
+    src, dst = ref_data / "benchmark/Set5/HR", tmp_path / "d"
     assert main(["downsample", src, dst, "-s", "2", "-j", "1"]) == 0
     capsys.readouterr()
     assert main(["downsample", src, dst, "-s", "2", "-s", "4", "-j", "1"]) == 0

@@ -188,7 +188,7 @@ def test_a_corrupt_training_image_is_found_before_step_0_in_one_line_and_a_pass_
     bad.write_bytes(good[: len(good) // 2])
 
     def train(run, *extra):
-        return subprocess.run([sys.executable, "-m", "srprep", "train", "-c", str(repo / "configs/tiny_cpu.yaml"),
+        return subprocess.run([sys.executable, "-m", "srprep", "train", "-c", str(repo / "srprep/configs/tiny_cpu.yaml"),
                                f"data.root={data}", "train.iters=4", "val.every=0", "train.log_every=2",
                                "data.patch=32", "data.batch=2", "train.cpu_threads=1", "train.tensorboard=false",
                                "--run-dir", str(run), *extra], capture_output=True, text=True, cwd=repo, timeout=600)

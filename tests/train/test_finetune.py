@@ -15,7 +15,7 @@ from srprep.train.finetune import load_matching, resolve_pretrained
 from srprep.train.logs import read_csv
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "configs" / "tiny_cpu.yaml"
+TINY = REPO / "srprep" / "configs" / "tiny_cpu.yaml"
 FAST = ["train.cpu_threads=1", "train.tensorboard=false"]
 
 
