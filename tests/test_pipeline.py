@@ -1,6 +1,9 @@
 """Pipelines: step caching, downstream reruns, resume, bad files, the shipped pipelines."""
 import json
+import os
 import re
+import signal
+import subprocess
 import sys
 from pathlib import Path
 

@@ -1,8 +1,10 @@
 """srprep pack: LMDB and HDF5 stores from a paired dataset, with and without cropping; BasicSR's LMDB format;
 resume after a real SIGKILL with every key exactly once; incremental updates; clear errors."""
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path

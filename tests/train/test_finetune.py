@@ -20,8 +20,8 @@ FAST = ["train.cpu_threads=1", "train.tensorboard=false"]
 
 
 @pytest.fixture(scope="module")
-def imdn_x2(shared_data) -> Path:
-    return shared_data / "weights" / "IMDN_x2.pth"
+def imdn_x2(ref_data) -> Path:
+    return ref_data / "weights" / "IMDN_x2.pth"
 
 
 def test_model_defaults_only_without_a_checkpoint():
