@@ -53,7 +53,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 import yaml
 
@@ -518,17 +518,21 @@ def selected_steps(pipe: Pipeline, *, until: str | None = None, only: str | None
 
 def run_pipeline(pipe: Pipeline, invoke: Callable[[list[str]], None], *, until: str | None = None,
                  only: str | None = None, force: list[str] = (), dry_run: bool = False,
-                 on_step: Callable[[StepOutcome], None] | None = None) -> list[StepOutcome]:
+                 on_step: Callable[[StepOutcome], None] | None = None,
+                 takes_force: Collection[str] | None = None) -> list[StepOutcome]:
     """Run the steps that are not up to date, in order.
 
     Args:
         invoke: runs one srprep command line (``argv`` without the program name); raises on failure.
         until: stop after this step (run only it and what it needs).
         only: run just this step (its upstream steps must be up to date or it is refused).
-        force: steps to redo with ``--force`` (their downstream steps rerun too).
+        force: steps to redo with ``--force`` (their downstream steps rerun too). A step whose command has
+            no ``--force`` (``train``, ``eval``; see ``takes_force``) is redone from nothing instead: its
+            previous output is removed first, which is allowed only inside the workdir.
         dry_run: report what would run; run nothing (a real run first checks that every input of the steps it
             covers exists: :func:`missing_inputs`).
         on_step: called with each step's outcome as it is decided/finished (for progress output).
+        takes_force: the commands that take ``--force`` (None: all of them).
     """
     for n in force:
         if n not in pipe.steps:
@@ -544,13 +548,13 @@ def run_pipeline(pipe: Pipeline, invoke: Callable[[list[str]], None], *, until: 
         if stale and not dry_run:
             raise PipelineError(f"--only {only}: upstream steps are not up to date: {', '.join(stale)}")
     if dry_run:
-        return _run_steps(pipe, invoke, selected, decisions, only, force, dry_run, on_step)
+        return _run_steps(pipe, invoke, selected, decisions, only, force, dry_run, on_step, takes_force)
     # One pipeline run per workdir and name at a time (each step also locks its own output).
     with output_lock(pipe.state_path.with_suffix(".lock"), f"pipeline {pipe.name} in {pipe.workdir}"):
-        return _run_steps(pipe, invoke, selected, decisions, only, force, dry_run, on_step)
+        return _run_steps(pipe, invoke, selected, decisions, only, force, dry_run, on_step, takes_force)
 
 
-def _run_steps(pipe, invoke, selected, decisions, only, force, dry_run, on_step) -> list[StepOutcome]:
+def _run_steps(pipe, invoke, selected, decisions, only, force, dry_run, on_step, takes_force) -> list[StepOutcome]:
     state = _read_state(pipe)
     outcomes = []
     for name in selected:
@@ -564,12 +568,13 @@ def _run_steps(pipe, invoke, selected, decisions, only, force, dry_run, on_step)
             outcome = StepOutcome(name, "would run", why)
         else:
             argv = step.argv()
-            if name in force:
+            redo = name in force and takes_force is not None and step.command not in takes_force
+            if name in force and not redo:
                 argv = [argv[0], "--force", *argv[1:]]
             t0 = time.perf_counter()
             prev = state["steps"].get(name, {})
             # a finished output is replaced; an unfinished one is resumed
-            if step.replace and prev.get("ok") and step.out.exists():
+            if step.out.exists() and (redo or (step.replace and prev.get("ok"))):
                 _replace_output(pipe, step, why)
             state["steps"][name] = {**prev, "ok": False, "started": _now()}
             _write_state(pipe, state)
@@ -592,7 +597,9 @@ def _run_steps(pipe, invoke, selected, decisions, only, force, dry_run, on_step)
 def _replace_output(pipe: Pipeline, step: PipelineStep, why: str) -> None:
     out, root = step.out.resolve(), pipe.workdir.resolve()
     if root not in out.parents:
-        raise PipelineError(f"step {step.name!r}: replace is only allowed for outputs inside the workdir {root}")
+        raise PipelineError(f"step {step.name!r}: its output {out} is outside the workdir {root}: srprep removes "
+                            f"a step's output (replace: true, or --force of a command without --force) only "
+                            f"inside the workdir; remove it yourself")
     log.info("%s: removing the previous output %s (%s)", step.name, out, why)
     if out.is_dir():
         shutil.rmtree(out)

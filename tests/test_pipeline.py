@@ -93,6 +93,23 @@ def test_dry_run_until_only_and_force(tmp_path, capsys):
     assert run(capsys, p, "--workdir", wd, "--force", "crop") == {"lr": "up to date", "crop": "done", "lr2": "done"}
 
 
+def test_force_of_a_training_step_starts_it_over(tmp_path, capsys):
+    # train has no --force of its own: a forced train step loses its run folder and trains from step 0
+    spec = yaml.safe_load(yaml.safe_dump(CHAIN))
+    spec["steps"]["fit"] = {"command": "train", "args": ["train.iters=2", "val.every=0", "data.root={lr}"],
+                            "options": {"config": "tiny_cpu", "run_dir": "{out}", "resume": "auto"}}
+    p = write(tmp_path, spec)
+    wd = tmp_path / "wd"
+    assert run(capsys, p, "--workdir", wd, "--until", "fit")["fit"] == "done"
+    (wd / "fit" / "stale.txt").write_text("from the first run")
+    assert run(capsys, p, "--workdir", wd, "--until", "fit") == {"lr": "up to date", "fit": "up to date"}
+    code = main(["run", str(p), "--workdir", str(wd), "--until", "fit", "--force", "fit"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "[fit] done" in out.out and "$ srprep train --force" not in out.out
+    assert not (wd / "fit" / "stale.txt").exists() and (wd / "fit" / "last.pt").exists()
+
+
 def test_a_failed_step_resumes_from_there(tmp_path, capsys):
     spec = yaml.safe_load(yaml.safe_dump(CHAIN))
     spec["steps"]["crop"]["args"][0] = "{lr}/X3"  # does not exist: the step fails

@@ -18,7 +18,9 @@ from .stepcheck import step_checker
 @click.option("--until", metavar="STEP", help="Run only STEP and the steps it needs.")
 @click.option("--only", metavar="STEP", help="Run just STEP (the steps it needs must be up to date).")
 @click.option("--force", "force", multiple=True, metavar="STEP",
-              help="Redo STEP even if up to date (with its command's --force); its downstream steps rerun too.")
+              help="Redo STEP even if up to date: with its command's --force, or, for a command without one "
+                   "(train, eval), after removing its output (inside the workdir only). Its downstream steps "
+                   "rerun too.")
 @click.option("--set", "overrides", multiple=True, metavar="STEP.OPTION=VALUE",
               help="Override a step's option for this run (VALUE is read as YAML). Repeatable.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
@@ -94,8 +96,10 @@ def run_cmd(ctx: click.Context, pipeline: Path, until, only, force, overrides, w
             click.echo(f"[{outcome.name}] {outcome.status} ({outcome.reason})")
 
     missing = missing_inputs(pipe, selected_steps(pipe, until=until, only=only)) if dry_run else []
+    takes_force = [name for name, command in root.commands.items()
+                   if any("--force" in getattr(p, "opts", ()) for p in command.params)]
     outcomes = run_pipeline(pipe, invoke, until=until, only=only, force=list(force), dry_run=dry_run,
-                            on_step=report)
+                            on_step=report, takes_force=takes_force)
     ran = sum(o.status == "ran" for o in outcomes)
     skipped = sum(o.status == "up to date" for o in outcomes)
     would = sum(o.status == "would run" for o in outcomes)
