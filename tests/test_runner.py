@@ -410,3 +410,23 @@ def test_a_worker_that_dies_before_it_begins_an_item_is_said_so(tmp_path, monkey
     with pytest.raises(StageError, match=r"^toy: a worker process died \(exit SIGKILL\(-9\)\) before it began an item"):
         run_step(Step("toy", out, {}), make_items({"a": 1, "b": 2}), functools.partial(die_at_start, out=str(out)),
                  jobs=2, progress=False)
+
+
+def note_start(payload, *, folder):
+    """Toy worker: leaves a file saying it began ``payload``."""
+    Path(folder, f"{payload}.started").touch()
+
+
+def test_workers_run_at_most_a_window_ahead_of_the_caller(tmp_path):
+    # joblib hands finished results over whether or not the caller took the earlier ones: a slow caller
+    # (one LMDB writer behind many decoders) would hold them all. The runner gives joblib a window at a time.
+    from srprep.runner import _results
+
+    items = [Item(f"k{i:03d}", "fp", f"k{i:03d}") for i in range(120)]
+    worker = functools.partial(note_start, folder=str(tmp_path))
+    results = _results(worker, items, 2, None, tmp_path / "running", "toy")
+    next(results)
+    time.sleep(3)  # the caller is busy; without windows the workers go on through all 120 items
+    assert len(list(tmp_path.glob("*.started"))) <= 16  # 8 per worker
+    assert len(list(results)) == len(items) - 1
+    assert len(list(tmp_path.glob("*.started"))) == len(items)
