@@ -29,7 +29,8 @@ Each step has a fingerprint (command, resolved arguments, the fingerprints of fi
 the pipeline). A step is up to date when its last successful run had the same fingerprint and its upstream
 steps have not run since; then it is skipped without starting the command. Otherwise the command runs, and
 its own cache decides what it still has to do (a killed step resumes where it stopped). The pipeline's
-state is ``{workdir}/.srprep-pipeline/{name}.json``, updated after every step.
+state is ``{workdir}/.srprep-pipeline/{name}.json``, updated after every step; ``{name}.lock`` beside it
+keeps a second run of the same pipeline out while one runs (:mod:`srprep.lock`).
 """
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ import yaml
 
 from .errors import SrprepError
 from .fingerprint import fingerprint
+from .lock import output_lock
 from .runner import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -384,6 +386,14 @@ def run_pipeline(pipe: Pipeline, invoke: Callable[[list[str]], None], *, until: 
         stale = [n for n in pipe.upstream(only) if n != only and decisions[n][0]]
         if stale and not dry_run:
             raise PipelineError(f"--only {only}: upstream steps are not up to date: {', '.join(stale)}")
+    if dry_run:
+        return _run_steps(pipe, invoke, selected, decisions, only, force, dry_run, on_step)
+    # One pipeline run per workdir and name at a time (each step also locks its own output).
+    with output_lock(pipe.state_path.with_suffix(".lock"), f"pipeline {pipe.name} in {pipe.workdir}"):
+        return _run_steps(pipe, invoke, selected, decisions, only, force, dry_run, on_step)
+
+
+def _run_steps(pipe, invoke, selected, decisions, only, force, dry_run, on_step) -> list[StepOutcome]:
     state = _read_state(pipe)
     outcomes = []
     for name in selected:

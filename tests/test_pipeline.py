@@ -253,3 +253,34 @@ def test_quickstart_runs_end_to_end_is_cached_and_reported(tmp_path, capsys):
     page = (wd / "report.md").read_text()
     assert "| teacher | train | ok |" in page and "![curves.png](eco/curves.png)" in page
     assert "| set5 | 2 | baby |" in page
+
+
+def test_a_second_run_of_a_pipeline_is_refused_while_one_runs_and_a_dead_ones_lock_is_taken_over(tmp_path):
+    from tests.test_lock import start_holder
+
+    p = write(tmp_path, CHAIN)
+    wd = tmp_path / "wd"
+    holder = start_holder(wd / ".srprep-pipeline" / "chain.lock")  # a real second process
+    try:
+        proc = subprocess.run([sys.executable, "-m", "srprep", "run", str(p), "--workdir", str(wd)],
+                              capture_output=True, text=True, cwd=REPO, timeout=600)
+        assert proc.returncode == 1
+        assert f"error: pipeline chain in {wd}: another srprep process is writing here (pid {holder.pid} on" \
+            in proc.stderr
+        assert not (wd / "lr").exists(), "nothing ran"
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait()
+    proc = subprocess.run([sys.executable, "-m", "srprep", "run", str(p), "--workdir", str(wd)],
+                          capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert f"took over the lock of a process that ended without releasing it (pid {holder.pid} on" in proc.stderr
+    # a step's own output is locked too: a pipeline step refuses to write where another process writes
+    holder = start_holder(wd / "crop" / ".srprep" / "lock")
+    try:
+        proc = subprocess.run([sys.executable, "-m", "srprep", "run", str(p), "--workdir", str(wd), "--force", "crop"],
+                              capture_output=True, text=True, cwd=REPO, timeout=600)
+        assert proc.returncode == 1 and f"another srprep process is writing here (pid {holder.pid} on" in proc.stderr
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait()

@@ -33,6 +33,7 @@ from .run import run_cmd
 from .status import status_cmd
 from .train import train_cmd
 from .upscale import upscale_cmd
+from .verify import verify_cmd
 from .wash import wash_cmd
 
 log = logging.getLogger("srprep")
@@ -103,6 +104,7 @@ cli.add_command(enlarge_cmd)
 cli.add_command(pairs_group)
 cli.add_command(identify_cmd)
 cli.add_command(doctor_cmd)
+cli.add_command(verify_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

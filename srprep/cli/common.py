@@ -32,6 +32,14 @@ def step_options(fn):
     return fn
 
 
+def exif_option(fn):
+    """--exif-orientation ignore|apply: what to do with the orientation tag of camera photos."""
+    return click.option("--exif-orientation", type=click.Choice(["ignore", "apply"]), default="ignore",
+                        show_default=True,
+                        help="The EXIF orientation tag of the input photos: ignore it (pixels as stored, what SR "
+                             "benchmarks assume) or apply it (turn each photo upright as viewers show it).")(fn)
+
+
 def png_level_option(help: str = "PNG compression level of the outputs (pixels are the same at every level)."):
     """--png-level 0..9 (default 1), with the command's own help text."""
     return click.option("--png-level", type=click.IntRange(0, 9), default=1, show_default=True, help=help)

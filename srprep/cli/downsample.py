@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from ..stages.downsample import LAYOUTS, DownsampleOptions, downsample
-from .common import echo_report, png_level_option, step_options
+from .common import echo_report, exif_option, png_level_option, step_options
 
 
 @click.command("downsample")
@@ -34,18 +34,20 @@ from .common import echo_report, png_level_option, step_options
                    "(same bytes; images decoded ahead, equal-size images resized in batches).")
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True,
               help="Most images per device batch (consecutive images of equal size go together).")
+@exif_option
 @png_level_option()
 @step_options
 @click.pass_obj
 def downsample_cmd(ctx, src: Path, dst: Path, scales, im2double, modcrop, mod, fmt, naming, layout, write_hr, device,
-                   batch, png_level, jobs, force, dry_run) -> None:
+                   batch, exif_orientation, png_level, jobs, force, dry_run) -> None:
     """MATLAB-exact bicubic LR images: imresize(HR, 1/s, 'bicubic'), bit for bit.
 
     Writes DST/X<s>/<name>x<s>.png for each scale, and DST/HR/<name>.png (--layout basicsr:
     DST/LRbicx<s>/<name>.png and DST/GTmod12/<name>.png). Both MATLAB conventions are
     reproduced exactly (verified against real MATLAB output): the default is the uint8 one that made
     the EDSR/RCAN benchmark LR (each of the two passes rounded to uint8); --im2double is BasicSR's.
-    Each scale is cached on its own: adding a scale later computes only that one.
+    Each scale is cached on its own: adding a scale later computes only that one. A photo's EXIF
+    orientation tag is ignored (pixels as stored) unless --exif-orientation apply.
 
     \b
     Examples:
@@ -55,7 +57,7 @@ def downsample_cmd(ctx, src: Path, dst: Path, scales, im2double, modcrop, mod, f
     if layout == "basicsr":  # what BasicSR's generate_bicubic_img.m did
         im2double, naming, mod = True, "same", mod or 12
     opts = DownsampleOptions(im2double=im2double, modcrop=modcrop, mod=mod, fmt=fmt, naming=naming,
-                             png_level=png_level)
+                             png_level=png_level, exif_orientation=exif_orientation)
     for report in downsample(src, dst, list(scales), opts=opts, write_hr=write_hr, device=device, batch=batch,
                              layout=layout, jobs=jobs, force=force, dry_run=dry_run, progress=ctx.progress):
         echo_report(ctx, report)

@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import struct
 import tempfile
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from typing import Any, Mapping, Optional, Union
 import torch
 from torch import nn
 
-from srprep.errors import SrprepError
+from srprep.errors import SrprepError, write_error
 from srprep.models import layouts
 from srprep.models import spandrel_backend
 from srprep.models.registry import create_model, get_entry, iter_entries
@@ -120,6 +121,21 @@ def _json_metadata(text: str, path: Path) -> dict:
     if not isinstance(value, dict):
         raise SrprepError(f"{path}: safetensors metadata 'kwargs' is not a JSON object")
     return value
+def _unsafe_global(path: Path, message: str) -> str | None:
+    """The first Python global a checkpoint's pickle names that the weights-only reader refuses, or None.
+
+    Asked of torch (it lists them without running anything) where it can; otherwise read from its error
+    message, whose wording changed between releases."""
+    lister = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", None)
+    if lister is not None:
+        try:
+            names = lister(path)
+            if names:
+                return names[0]
+        except Exception:  # noqa: BLE001 - fall back to the message
+            pass
+    m = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+)", message)
+    return m.group(1) if m else None
 
 
 def _read_pickle(path: Path, trust_checkpoint: bool) -> Any:
@@ -128,9 +144,8 @@ def _read_pickle(path: Path, trust_checkpoint: bool) -> Any:
     except pickle.UnpicklingError as exc:
         message = str(exc)
         if not trust_checkpoint:
-            marker = "Unsupported global: GLOBAL "
-            if marker in message:
-                name = message.split(marker, 1)[1].split()[0]
+            name = _unsafe_global(path, message)
+            if name:
                 raise SrprepError(
                     f"{path}: the checkpoint pickles a Python object ({name}), not just tensors; loading it "
                     "would run code from the file. If you trust its source, pass --trust-checkpoint "
@@ -403,8 +418,10 @@ def save_torch_atomic(path: str | os.PathLike, payload) -> Path:
         with os.fdopen(fd, "wb") as fh:
             torch.save(payload, fh)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, (OSError, RuntimeError)):  # torch reports a failed write as a RuntimeError
+            raise write_error(path, exc, "cannot write the checkpoint") from exc
         raise
     return path

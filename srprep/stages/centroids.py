@@ -66,7 +66,7 @@ import numpy as np
 
 from ..errors import OptionError as OptionsError, StoreError
 from ..io import images
-from ..io.stores import FolderStore, open_store, paired_keys, scale_suffix
+from ..io.stores import FolderStore, open_store, paired_keys, scale_suffix, store_location
 from ..ops.imresize import imresize_matlab, to_uint8
 from ..runner import Item, ItemResult, Step, StepReport
 from .network import (InferOptions, ModelSpec, device_kind, item_source, read_item,
@@ -404,8 +404,11 @@ def centroids(data: str | os.PathLike, model: str | os.PathLike, *, arch: str | 
               "convention": options.convention, "store_dtype": options.store_dtype, "png_level": options.png_level,
               "kind": src.kind}
     items = [Item(k, src.lr.item_fingerprint(k), (k, item_source(src.lr, k))) for k in keys]
+    reads = (src.lr_path,) + ((store_location(src.hr),) if src.hr is not None else ())
+    writes = tuple(dict.fromkeys(src.outputs.values())) if src.kind == "folder" else \
+        (src.out / HDF5_DIR, *dict.fromkeys(src.outputs.values()))
     step = Step("centroids", src.out if src.kind == "folder" else src.out / HDF5_DIR, params,
-                {"lr": str(src.lr_path.resolve())}, state_dir=src.state_dir)
+                {"lr": str(src.lr_path.resolve())}, state_dir=src.state_dir, reads=reads, writes=writes)
     ledger = None
     if src.kind == "folder":
         finish = functools.partial(_finish_folder, out=str(src.out), scale=spec.scale, opts=options)

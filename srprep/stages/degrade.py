@@ -565,7 +565,7 @@ def degrade(hr_dir: str | os.PathLike, dst: str | os.PathLike, recipe="reflash",
         scale = 4 if opts.scale is None else int(opts.scale)
         min_side, why = _min_side_reflash(sets, scale)
         steps.append(run(Step("degrade:HR", dst / "HR", {"scale": scale, "hr": "original",
-                                                          "png_level": opts.png_level}, inputs),
+                                                          "png_level": opts.png_level}, inputs, reads=(hr_dir,)),
                          items, functools.partial(_hr_one, out=str(dst / "HR"), scale=scale, min_side=min_side,
                                                   why=why, sharpen=False, png_level=opts.png_level,
                                                   parent_pid=parent)))
@@ -580,7 +580,7 @@ def degrade(hr_dir: str | os.PathLike, dst: str | os.PathLike, recipe="reflash",
             out = dst / name
             worker = functools.partial(_reflash_one, name=name, out=str(out), opts=opts, scale=scale,
                                        min_side=min_side, why=why, parent_pid=parent)
-            steps.append(run(Step(f"degrade:{name}", out, params, inputs), items, worker))
+            steps.append(run(Step(f"degrade:{name}", out, params, inputs, reads=(hr_dir,)), items, worker))
     else:
         cfg = what
         hr_target = opts.hr if cfg.gt_usm else "original"
@@ -588,7 +588,7 @@ def degrade(hr_dir: str | os.PathLike, dst: str | os.PathLike, recipe="reflash",
             log.info("the config does not sharpen the GT (gt_usm: false): DST/HR holds the original")
         min_side, why = _min_side_realesrgan(cfg)
         steps.append(run(Step("degrade:HR", dst / "HR", {"scale": cfg.scale, "hr": hr_target,
-                                                          "png_level": opts.png_level}, inputs),
+                                                          "png_level": opts.png_level}, inputs, reads=(hr_dir,)),
                          items, functools.partial(_hr_one, out=str(dst / "HR"), scale=cfg.scale, min_side=min_side,
                                                   why=why, sharpen=hr_target == "sharpened",
                                                   png_level=opts.png_level, parent_pid=parent)))
@@ -604,7 +604,7 @@ def degrade(hr_dir: str | os.PathLike, dst: str | os.PathLike, recipe="reflash",
         worker = functools.partial(_realesrgan_one, cfg=cfg, out=str(dst / "LR"), hr_out=str(dst / "HR"), opts=opts,
                                    hr_target=hr_target, min_side=min_side, why=why, config_sha256=config_sha256,
                                    parent_pid=parent)
-        steps.append(run(Step("degrade:LR", dst / "LR", params, inputs), copy_items, worker))
+        steps.append(run(Step("degrade:LR", dst / "LR", params, inputs, reads=(hr_dir,)), copy_items, worker))
         if not dry_run:
             report.config_file = _write_resolved_config(dst / "degradation.yaml", cfg, opts, hr_target,
                                                         config_sha256)

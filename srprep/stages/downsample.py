@@ -47,6 +47,7 @@ class DownsampleOptions:
         unclipped, so bicubic ringing may take it slightly outside [0, 1]; uint8 convention: the uint8
         result / 255).
     naming: "div2k" (``<key>x2.png``) or "same" (``<key>.png``).
+    exif_orientation: "ignore" (pixels as stored) or "apply" (each photo turned upright first).
     """
 
     im2double: bool = False
@@ -55,6 +56,15 @@ class DownsampleOptions:
     fmt: str = "png"
     naming: str = "div2k"
     png_level: int = 1
+    exif_orientation: str = "ignore"
+
+    def params(self) -> dict:
+        """The options as a step's parameters (the orientation only when applied, so that the parameters of
+        runs made before the option existed stay the same)."""
+        d = dict(self.__dict__)
+        if d["exif_orientation"] == "ignore":
+            del d["exif_orientation"]
+        return d
 
 
 def lr_name_suffix(scale: float, naming: str) -> str:
@@ -140,7 +150,7 @@ class ResizeCompute:
 
 def _read_for_scale(payload, *, scale: float, opts: DownsampleOptions) -> np.ndarray:
     key, src = payload
-    return _crop_for_scale(images.read_image(src), scale, opts, src)
+    return _crop_for_scale(images.read_image(src, exif_orientation=opts.exif_orientation), scale, opts, src)
 
 
 def _grey_if_grey(img: np.ndarray, src: str) -> np.ndarray:
@@ -160,7 +170,7 @@ def _write_lr(payload, lr: np.ndarray, *, scale: float, opts: DownsampleOptions,
 
 def _lr_one(payload, *, scale: float, opts: DownsampleOptions, out: str, threads: int | None) -> ItemResult:
     key, src = payload
-    hr = images.read_image(src)
+    hr = images.read_image(src, exif_orientation=opts.exif_orientation)
     lr = downsample_image(hr, scale, opts, name=src, threads=threads)
     result = _write_lr(payload, lr, scale=scale, opts=opts, out=out)
     result.info["hr"] = list(hr.shape[:2])
@@ -169,7 +179,7 @@ def _lr_one(payload, *, scale: float, opts: DownsampleOptions, out: str, threads
 
 def _hr_one(payload, *, opts: DownsampleOptions, out: str) -> ItemResult:
     key, src = payload
-    hr = _grey_if_grey(prepare_hr(images.read_image(src), opts, src), src)
+    hr = _grey_if_grey(prepare_hr(images.read_image(src, exif_orientation=opts.exif_orientation), opts, src), src)
     return ItemResult(outputs=[FolderWriter(out, png_level=opts.png_level).write(key, hr)])
 
 
@@ -225,6 +235,8 @@ def downsample(src: str | Path, dst: str | Path, scales: list[float], *, opts: D
         raise OptionError(f"naming must be div2k or same, not {opts.naming!r}")
     if batch < 1:
         raise OptionError(f"batch must be >= 1, not {batch}")
+    if opts.exif_orientation not in images.EXIF_ORIENTATION:
+        raise OptionError(f"exif_orientation must be ignore or apply, not {opts.exif_orientation!r}")
     scales = [_check_scale(s, opts) for s in scales]
     if len(set(scales)) != len(scales):
         raise OptionError(f"scale given twice: {scales}")
@@ -241,14 +253,15 @@ def downsample(src: str | Path, dst: str | Path, scales: list[float], *, opts: D
     reports = []
     if write_hr:
         out = dst / hr_dir
-        step = Step(f"downsample:{hr_dir}", out, {"mod": opts.mod, "png_level": opts.png_level}, src_id)
+        hr_params = {k: v for k, v in opts.params().items() if k in ("mod", "png_level", "exif_orientation")}
+        step = Step(f"downsample:{hr_dir}", out, hr_params, src_id, reads=(Path(src),))
         reports.append(run(step, items, functools.partial(_hr_one, opts=opts, out=str(out)), jobs=jobs))
     # One process per core already: the compiled kernel then runs single-threaded in each.
     threads = 1 if (jobs or default_jobs()) > 1 else None
     for s, lr_dir in zip(scales, lr_dirs):
         out = dst / lr_dir
-        params = {"scale": s, **{k: v for k, v in opts.__dict__.items()}}
-        step = Step(f"downsample:{lr_dir}", out, params, src_id)
+        params = {"scale": s, **opts.params()}
+        step = Step(f"downsample:{lr_dir}", out, params, src_id, reads=(Path(src),))
         if not (pipelined if pipelined is not None else devices != ["cpu"]):
             worker = functools.partial(_lr_one, scale=s, opts=opts, out=str(out), threads=threads)
             reports.append(run(step, items, worker, jobs=jobs))

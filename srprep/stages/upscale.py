@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import StoreError
-from ..io.stores import FolderWriter, open_store
+from ..io.stores import FolderWriter, open_store, store_location
 from ..runner import Item, ItemResult, Step, StepReport
 from .network import (InferOptions, ModelSpec, device_kind, item_source, read_item,
                       resolve_devices, run_model_step)
@@ -69,7 +69,7 @@ def upscale_store(src: str | os.PathLike, dst: str | os.PathLike, model: str | o
         raise StoreError(f"{src}: no images")
     items = [Item(k, store.item_fingerprint(k), (k, item_source(store, k))) for k in store.keys()]
     params = {"model": spec.params(), **opts.params(), "device": device_kind(devices), "png_level": png_level}
-    step = Step("upscale", dst, params, {"src": str(src.resolve())})
+    step = Step("upscale", dst, params, {"src": str(src.resolve())}, reads=(store_location(store) or src,))
     finish = functools.partial(_write_sr, out=str(dst), png_level=png_level)
     return run_model_step(step, items, spec=spec, opts=opts, devices=devices, read=read_item, finish=finish,
                           output="uint8", pipelined=pipelined, batch=batch, jobs=jobs, force=force, dry_run=dry_run,

@@ -8,7 +8,10 @@
 ``RUN/val_crops.png`` bicubic | SR | HR crops of the first validation images at the latest validation
 ``RUN/tb/``        TensorBoard events (:mod:`.tensorboard`), when the ``tensorboard`` extra is installed
 
-On resume, rows after the checkpoint's step are dropped so the logs read as one uninterrupted run.
+On resume, rows after the checkpoint's step are dropped so the logs read as one uninterrupted run: the file
+is rewritten atomically (a temporary file, then a rename) and its kept lines are copied as they are, never
+parsed and formatted again, so a resumed run's CSV has the bytes an uninterrupted run's has (the time
+columns ``steps_per_s`` and ``elapsed_s`` aside); a line torn by a kill is dropped with the rows after it.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from typing import Optional
 
 import numpy as np
 
+from srprep.errors import write_error
 from srprep.io.images import write_image
 from srprep.ops.figures import Panel, line_panels
 
@@ -44,12 +48,27 @@ def read_csv(path: str | os.PathLike) -> list[dict]:
 
 
 def _truncate(path: Path, columns: tuple, after_step: int) -> None:
-    rows = [r for r in read_csv(path) if r["step"] <= after_step]
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(columns)
-        for r in rows:
-            writer.writerow([r.get(c, "") for c in columns])
+    """Keep the header and the complete rows up to ``after_step`` as they are; replace the file atomically."""
+    header = ",".join(columns) + "\r\n"
+    kept = [header]
+    with open(path, newline="", encoding="utf-8") as fh:
+        lines = fh.readlines()
+    for line in lines[1:]:
+        step = line.split(",", 1)[0]
+        if not line.endswith("\n") or not step.isdigit() or int(step) > after_step:
+            break  # torn by a kill, or written after the checkpoint we resume from
+        kept.append(line)
+    text = "".join(kept)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise write_error(path, exc) from exc
 
 
 class RunLog:
@@ -69,8 +88,11 @@ class RunLog:
         self._text = _attach_text_log(self.run_dir / "train.log")
 
     def _append(self, path: Path, columns: tuple, values: dict) -> None:
-        with open(path, "a", newline="", encoding="utf-8") as fh:
-            csv.writer(fh).writerow([_fmt(values.get(c, "")) for c in columns])
+        try:
+            with open(path, "a", newline="", encoding="utf-8") as fh:
+                csv.writer(fh).writerow([_fmt(values.get(c, "")) for c in columns])
+        except OSError as exc:
+            raise write_error(path, exc) from exc
 
     def train_row(self, **values) -> None:
         self._append(self.train_path, TRAIN_COLUMNS, values)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from srprep.models import create_model, save_checkpoint
 from . import checkpoint as ckpt
 from .augment import apply_batch_augment, dihedral, draw_batch_augment
 from .config import Config, config_to_dict, save_config
-from .data import Prefetcher, build_dataset, make_loader, nchw, to_unit_float
+from .data import Prefetcher, build_dataset, check_readable, make_loader, nchw, to_unit_float
 from .distributed import all_reduce_mean, barrier, init_distributed, shutdown
 from .eco import eco_alpha, eco_mix, eco_schedule_plot
 from .finetune import WeightsReport, load_matching, resolve_pretrained
@@ -130,14 +131,16 @@ def format_eta(seconds: float) -> str:
 
 
 def _save_state(run_dir: Path, step: int, model, ema, optimizer, schedule, last_loss, best, cfg, info,
-                pool: Optional[PairPool]) -> Path:
+                pool: Optional[PairPool], logged: dict) -> Path:
     path = ckpt.save_state(ckpt.checkpoint_path(run_dir, step), {
         "step": step, "model": model.state_dict(), "ema": ema.state_dict() if ema else None,
         "pool": pool.state_dict() if pool is not None else None,
         "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "last_loss": last_loss.cpu(),
         "best_psnr": best[0], "best_step": best[1], "rng": ckpt.rng_state(), "config": config_to_dict(cfg),
         # the data stream and the per-step generators are functions of (seed, step, rank): this is their state
-        "sampler": {"next_step": step, "batch": cfg.data.batch, "world": info.world, "seed": cfg.train.seed}})
+        "sampler": {"next_step": step, "batch": cfg.data.batch, "world": info.world, "seed": cfg.train.seed},
+        # the sums behind the next train.csv row, so a resumed run writes the row an uninterrupted one would
+        "log": {"loss_sum": logged["loss_sum"].cpu(), "skipped": logged["skipped"].cpu(), "since": logged["since"]}})
     ckpt.prune_checkpoints(run_dir, cfg.train.keep_ckpts)
     return path
 
@@ -190,8 +193,14 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
                     saved["world"], saved["batch"], saved["seed"])
 
     dataset = build_dataset(cfg, holdout=validation_keys(cfg) or ())
+    if info.is_main:
+        check_readable(dataset, run_dir, workers=max(1, cfg.data.workers))
     validator = Validator(cfg) if info.is_main and cfg.val.every > 0 else None
     torch.manual_seed(cfg.train.seed)  # the same initial weights for the same seed
+    # srprep draws nothing from Python's and numpy's global generators, but their states are saved in each
+    # checkpoint: seeded, a run's checkpoints hold the same values however often it was interrupted
+    random.seed(cfg.train.seed)
+    np.random.seed(cfg.train.seed % 2**32)
     model = create_model(cfg.model.name, scale=cfg.model.scale, **cfg.model.kwargs)
     init = load_matching(model, source, strict=cfg.model.strict) if source is not None else None
     model = model.to(dev)
@@ -228,6 +237,7 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
 
     runlog = tb = None
     if info.is_main:
+        ckpt.remove_torn(run_dir)
         save_config(cfg, run_dir / "config.yaml")
         runlog = RunLog(run_dir, resume_step=start if state else None)
         tb = open_tensorboard(run_dir, resume_step=start if state else None) if cfg.train.tensorboard else None
@@ -246,6 +256,10 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
     state_path = None
     done = start
     tick, since = time.perf_counter(), start
+    if state and "log" in state:
+        loss_sum += state["log"]["loss_sum"].to(dev)
+        skipped += state["log"]["skipped"].to(dev)
+        since = int(state["log"]["since"])
     total = cfg.train.iters if stop_at is None else min(cfg.train.iters, stop_at)
     say("training %s x%d for %d steps (from %d) on %s%s, %d patch(es) of %d per step%s", cfg.model.name,
         cfg.model.scale, cfg.train.iters, start, dev, f" x {info.world} processes" if info.enabled else "",
@@ -277,8 +291,9 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
             term_sum += terms.detach()
             done = step + 1
 
-            if done % cfg.train.log_every == 0 or done == total:
-                # the one host sync, every log_every steps (the mean over processes under torchrun)
+            if done % cfg.train.log_every == 0 or done == cfg.train.iters:
+                # the one host sync, every log_every steps (the mean over processes under torchrun); not at
+                # a stop_at step: the sums go into the checkpoint, so the resumed run writes the same rows
                 mean_loss = float(all_reduce_mean(loss_sum, info)) / (done - since)
                 mean_terms = (all_reduce_mean(term_sum, info) / (done - since)).tolist()  # every process joins
                 seconds = time.perf_counter() - tick
@@ -325,13 +340,14 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
             if done % cfg.train.ckpt_every == 0 or done == total:
                 if info.is_main:
                     state_path = _save_state(run_dir, done, model, ema, optimizer, schedule, last_loss, best, cfg,
-                                             info, pool)
+                                             info, pool, {"loss_sum": loss_sum, "skipped": skipped, "since": since})
                 barrier(info)
             if done % cfg.train.log_every == 0:
                 tick = time.perf_counter()  # validation and checkpoints are not training time
     except KeyboardInterrupt:
         if info.is_main and done > start:
-            path = _save_state(run_dir, done, model, ema, optimizer, schedule, last_loss, best, cfg, info, pool)
+            path = _save_state(run_dir, done, model, ema, optimizer, schedule, last_loss, best, cfg, info, pool,
+                               {"loss_sum": loss_sum, "skipped": skipped, "since": since})
             log.warning("interrupted at step %d; state saved to %s: continue with --resume auto", done, path)
         raise
     finally:

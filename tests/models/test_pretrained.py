@@ -221,3 +221,32 @@ def test_safetensors_missing_package_message(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "safetensors", None)
     with pytest.raises(SrprepError, match="pip install safetensors"):
         load_pretrained(path)
+
+
+class RunsCode:
+    """A pickle that would run a shell command when loaded."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_refused_pickle_names_the_global_it_would_call_in_one_line_and_runs_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.pth"
+    torch.save({"params": MSRResNet(scale=4, num_block=1, num_feat=8).state_dict(), "x": RunsCode(marker)}, path)
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-m", "srprep", "upscale", str(repo / "srprep/samples/set5"),
+                           str(tmp_path / "out"), "-m", str(path)], capture_output=True, text=True, cwd=repo,
+                          timeout=300)
+    assert proc.returncode == 1 and not marker.exists()
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"error: {path}: the checkpoint pickles a Python object (posix.system), not just "
+                                  f"tensors; loading it would run code from the file"), proc.stderr
