@@ -117,13 +117,15 @@ def make_corpus(root: Path, distinct: int, sizes: list[int]) -> dict[int, Path]:
     return out
 
 
-def memory(pid: int) -> tuple[int, int]:
-    """(USS, RSS) bytes of one process, from /proc/PID/smaps_rollup."""
+def memory(pid: int) -> tuple[int, int, int]:
+    """(anonymous, USS, RSS) bytes of one process, from /proc/PID/smaps_rollup. Anonymous memory is the
+    process's own (heap, buffers); USS adds file pages only this process maps (for the writer, the LMDB's
+    pages it touched: page cache, reclaimable)."""
     fields = {}
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
         name, value = line.split(":", 1)
         fields[name] = int(value.split()[0]) * 1024
-    return fields["Private_Clean"] + fields["Private_Dirty"], fields["Rss"]
+    return fields["Anonymous"], fields["Private_Clean"] + fields["Private_Dirty"], fields["Rss"]
 
 
 def children(pid: int) -> list[int]:
@@ -139,18 +141,16 @@ def run(script: str, data: Path, out: Path, jobs: int, crop: bool) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-c", script, str(data), str(out), str(jobs), "1" if crop else "0"],
                             stdout=subprocess.PIPE, text=True, env=env)
-    peak = {"parent_uss": 0, "parent_rss": 0, "worker_uss": 0, "worker_rss": 0}
+    peak = {"parent_anon": 0, "parent_uss": 0, "parent_rss": 0, "worker_anon": 0, "worker_uss": 0, "worker_rss": 0}
     done = threading.Event()
 
     def sample():
         while not done.is_set():
             try:
-                uss, rss = memory(proc.pid)
-                peak["parent_uss"], peak["parent_rss"] = max(peak["parent_uss"], uss), max(peak["parent_rss"], rss)
-                for kid in children(proc.pid):
-                    uss, rss = memory(kid)
-                    peak["worker_uss"] = max(peak["worker_uss"], uss)
-                    peak["worker_rss"] = max(peak["worker_rss"], rss)
+                for who, pids in (("parent", [proc.pid]), ("worker", children(proc.pid))):
+                    for pid in pids:
+                        for kind, value in zip(("anon", "uss", "rss"), memory(pid)):
+                            peak[f"{who}_{kind}"] = max(peak[f"{who}_{kind}"], value)
             except (OSError, KeyError, ValueError):
                 pass
             time.sleep(0.1)
@@ -196,14 +196,17 @@ def main() -> None:
              f"{args.jobs}{' --crop' if args.crop else ''}`.", "",
              f"N synthetic-but-photographic 2040x1356 PNGs + x2 LR (hard links to {args.distinct} upscaled Kodak "
              f"crops) -> raw LMDB, {what}, {args.jobs} workers, floor and srprep taking turns in one run, each "
-             "in a fresh process. USS = Private_Clean + Private_Dirty (smaps_rollup), peak over the run.", "",
-             "| images | floor s | srprep s | srprep / floor | srprep parent USS MiB | worker USS MiB (largest) | "
-             "parent RSS MiB | floor parent / worker USS MiB |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "in a fresh process. Peaks over the run, from smaps_rollup: anonymous = the process's own memory; USS = "
+             "Private_Clean + Private_Dirty, which also counts the LMDB file pages only the writer maps (page "
+             "cache it touched when it recorded each value's offset at the end: reclaimable, not its own).", "",
+             "| images | floor s | srprep s | srprep / floor | srprep parent anonymous MiB | parent USS MiB | "
+             "worker anonymous MiB (largest) | parent RSS MiB | floor parent / worker anonymous MiB |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for n in corpora:
         f, s = rows[("floor", n)], rows[("srprep", n)]
         lines.append(f"| {n} | {f['seconds']:.1f} | {s['seconds']:.1f} | {s['seconds'] / f['seconds']:.2f}x | "
-                     f"{s['parent_uss'] / mib:,.0f} | {s['worker_uss'] / mib:,.0f} | {s['parent_rss'] / mib:,.0f} | "
-                     f"{f['parent_uss'] / mib:,.0f} / {f['worker_uss'] / mib:,.0f} |")
+                     f"{s['parent_anon'] / mib:,.0f} | {s['parent_uss'] / mib:,.0f} | {s['worker_anon'] / mib:,.0f} | "
+                     f"{s['parent_rss'] / mib:,.0f} | {f['parent_anon'] / mib:,.0f} / {f['worker_anon'] / mib:,.0f} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.results:
