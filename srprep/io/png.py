@@ -29,7 +29,7 @@ import struct
 
 import numpy as np
 
-__all__ = ["FAST_LEVEL", "encode_fast", "decode_fast"]
+__all__ = ["FAST_LEVEL", "encode_fast", "decode_fast", "is_rgb8", "header_size"]
 
 #: The ``png_level`` of the fast encoder (the default of every command).
 FAST_LEVEL = 1
@@ -75,6 +75,18 @@ def encode_fast(img: np.ndarray) -> bytes:
         parts += _chunk(b"IDAT", data[start:start + _IDAT_BYTES], crc32)
     parts += _chunk(b"IEND", b"", crc32)
     return b"".join(parts)
+
+
+def is_rgb8(head: bytes) -> bool:
+    """Whether a file's first 33 bytes are those of an 8-bit RGB PNG (colour type 2: no alpha, no palette)."""
+    return (len(head) >= 33 and head[:8] == _SIGNATURE and head[12:16] == b"IHDR" and head[24] == 8
+            and head[25] == 2)
+
+
+def header_size(head: bytes) -> tuple[int, int]:
+    """``(H, W)`` from a PNG's first 33 bytes (its IHDR chunk)."""
+    w, h = struct.unpack(">II", head[16:24])
+    return h, w
 
 
 # Colour types libspng returns exactly as OpenCV does (after OpenCV's BGR order is swapped back): grey,
