@@ -93,7 +93,7 @@ def _group_results(worker: GroupWorker, jobs_: list[tuple[str, dict]], n_jobs: i
 
 
 def run_together(parts: Sequence[tuple[Step, Sequence[Item]]], worker: GroupWorker, *,
-                 group: Callable[[Item], str] = lambda item: item.key, jobs: int | None = None,
+                 group: Callable[[Item], Any] = lambda item: item.key, jobs: int | None = None,
                  force: bool = False, dry_run: bool = False, progress: bool = True,
                  unit: str = "item") -> list[StepReport]:
     """Run several steps whose items share sources, calling ``worker`` once per group (see the module doc).
@@ -101,7 +101,9 @@ def run_together(parts: Sequence[tuple[Step, Sequence[Item]]], worker: GroupWork
     Args:
         parts: ``(step, items)`` per step, in the order their reports are returned.
         worker: see :data:`GroupWorker`; the keys of its job are the steps' names (unique).
-        group: the group of an item (default: its key, when every step has one item per source).
+        group: the group of an item, any hashable value (default: its key, when every step has one item per
+            source). A group's results are recorded when its worker call returns, so a kill loses the groups
+            in progress: keep groups small.
         jobs, force, dry_run, progress, unit: as for :func:`~srprep.runner.run_step` (``progress``: one bar
             over the groups).
 
@@ -118,13 +120,21 @@ def run_together(parts: Sequence[tuple[Step, Sequence[Item]]], worker: GroupWork
              for step, items in parts]
     if dry_run:
         return plans
-    # group -> step name -> items to do, groups in the order the steps list them
-    work: dict[str, dict[str, list[Item]]] = {}
+    # group -> step name -> items to do
+    work: dict[Any, dict[str, list[Item]]] = {}
+    # Each step records its items in its own order, so a group is due when any step reaches one of its items:
+    # groups go out by the earliest relative position of their items (an image's HR before the next image's).
+    due: dict[Any, float] = {}
     for (step, items), plan in zip(parts, plans):
         todo = set(plan.todo)
+        n = 0
         for it in items:
             if it.key in todo:
-                work.setdefault(group(it), {}).setdefault(step.name, []).append(it)
+                g = group(it)
+                work.setdefault(g, {}).setdefault(step.name, []).append(it)
+                due[g] = min(due.get(g, 1.0), n / len(todo))
+                n += 1
+    work = {g: work[g] for g in sorted(work, key=due.__getitem__)}  # stable: ties keep their order
     futures: dict[str, dict[str, Future]] = {name: {} for name in names}
     for per_step in work.values():
         for name, its in per_step.items():

@@ -29,7 +29,7 @@ import struct
 
 import numpy as np
 
-__all__ = ["FAST_LEVEL", "encode_fast", "decode_fast", "is_rgb8", "header_size"]
+__all__ = ["FAST_LEVEL", "encode_fast", "decode_fast", "rgb8_size"]
 
 #: The ``png_level`` of the fast encoder (the default of every command).
 FAST_LEVEL = 1
@@ -77,14 +77,15 @@ def encode_fast(img: np.ndarray) -> bytes:
     return b"".join(parts)
 
 
-def is_rgb8(head: bytes) -> bool:
-    """Whether a file's first 33 bytes are those of an 8-bit RGB PNG (colour type 2: no alpha, no palette)."""
-    return (len(head) >= 33 and head[:8] == _SIGNATURE and head[12:16] == b"IHDR" and head[24] == 8
-            and head[25] == 2)
-
-
-def header_size(head: bytes) -> tuple[int, int]:
-    """``(H, W)`` from a PNG's first 33 bytes (its IHDR chunk)."""
+def rgb8_size(path) -> tuple[int, int] | None:
+    """``(H, W)`` of an 8-bit RGB PNG file (colour type 2: no alpha, no palette), read from its header; None
+    for any other file. Such a file's pixels are exactly what :func:`srprep.io.images.read_image` returns, so
+    a step whose output is the image unchanged can keep the file as it is."""
+    with open(path, "rb") as f:
+        head = f.read(33)
+    if not (len(head) == 33 and head[:8] == _SIGNATURE and head[12:16] == b"IHDR" and head[24] == 8
+            and head[25] == 2):
+        return None
     w, h = struct.unpack(">II", head[16:24])
     return h, w
 

@@ -34,7 +34,7 @@ from ..ops.imresize import imresize_matlab
 from ..runner import Item, ItemResult, Step, StepReport, default_jobs, run_step
 from .devicepipe import run_device_step
 from .network import resolve_devices
-from .wash import link_file
+from .wash import link_or_copy
 
 
 @dataclass(frozen=True)
@@ -159,26 +159,14 @@ def _hr_one(payload, *, opts: DownsampleOptions, out: str) -> ItemResult:
     return _write_hr(key, src, None, opts=opts, out=out)
 
 
-def source_is_hr(src: str, opts: DownsampleOptions) -> bool:
-    """Whether the file ``src`` holds exactly the HR image's pixels in a form ``DST/HR`` can keep as it is:
-    an 8-bit RGB PNG that ``--mod`` does not crop (read from its header; the pixels are not decoded)."""
-    with open(src, "rb") as f:
-        head = f.read(33)
-    if not png.is_rgb8(head):
-        return False
-    h, w = png.header_size(head)
-    return not opts.mod or (h % opts.mod == 0 and w % opts.mod == 0)
-
-
 def _write_hr(key: str, src: str, hr: np.ndarray | None, *, opts: DownsampleOptions, out: str) -> ItemResult:
-    """``DST/HR/<key>.png``: the source file itself (linked, else copied) when it holds the HR's pixels, else
-    the (cropped) image encoded once. ``hr``: the decoded source, if the caller has it."""
+    """``DST/HR/<key>.png``: the source file itself (linked, else copied) when it holds the HR's pixels (an
+    8-bit RGB PNG that ``--mod`` leaves whole), else the (cropped) image encoded once. ``hr``: the decoded
+    source, if the caller has it."""
     name = f"{key}.png"
-    if source_is_hr(src, opts):
-        try:
-            link_file(src, Path(out) / name, "hardlink")
-        except OSError:  # another file system, or links not allowed there: the same bytes, copied
-            link_file(src, Path(out) / name, "copy")
+    size = png.rgb8_size(src)
+    if size is not None and (not opts.mod or (size[0] % opts.mod == 0 and size[1] % opts.mod == 0)):
+        link_or_copy(src, Path(out) / name)
         return ItemResult(outputs=[name])
     hr = prepare_hr(images.read_image(src) if hr is None else hr, opts, src)
     return ItemResult(outputs=[FolderWriter(out, png_level=opts.png_level).write(key, hr)])
