@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
-import torch
 from PIL import Image
 
 from srprep.errors import SrprepError
-from srprep.infer import ModelLike, upscale
 from srprep.ops.metrics import psnr, ssim
+
+if TYPE_CHECKING:  # torch is imported when a network runs, not by the command line's start-up
+    import torch
+
+    from srprep.infer import ModelLike
 
 Pair = tuple[str, np.ndarray, np.ndarray]  # (name, LR uint8 (h, w, 3), HR uint8 (h*s, w*s, 3))
 _IMAGE_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg", ".webp", ".ppm")
@@ -49,6 +52,8 @@ def evaluate_pairs(
     Returns:
         One ``{"name", "psnr", "ssim"}`` dict per pair (floats, dB for PSNR), in input order.
     """
+    from srprep.infer import upscale
+
     border = scale if border is None else border
     results = []
     for name, lr, hr in pairs:

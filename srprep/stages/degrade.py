@@ -314,18 +314,19 @@ def resolve_recipe(recipe, scale: int | None = None) -> tuple[str, tuple[str, ..
     returned), ``"realesrgan"`` (x4plus settings),
     a path to a YAML file (:func:`load_config`), or a ``DegradationConfig``.
     """
-    from ..ops.degrade.pipeline import DegradationConfig
     from ..ops.degrade.recipes import ALIASES, RECIPE_NAMES
+
+    if recipe == "reflash":
+        return "reflash", RECIPE_NAMES
+    if isinstance(recipe, str) and (recipe in RECIPE_NAMES or recipe in ALIASES):
+        return "reflash", (ALIASES.get(recipe, recipe),)
+    from ..ops.degrade.pipeline import DegradationConfig  # torch: the Reflash sets never import it
 
     if isinstance(recipe, DegradationConfig):
         cfg = recipe if scale is None else dataclasses.replace(recipe, scale=int(scale))
         _check_config_values(cfg, "config")
         return "realesrgan", cfg
     recipe = str(recipe)
-    if recipe == "reflash":
-        return "reflash", RECIPE_NAMES
-    if recipe in RECIPE_NAMES or recipe in ALIASES:
-        return "reflash", (ALIASES.get(recipe, recipe),)
     if recipe == "realesrgan":
         return "realesrgan", _realesrgan_config(scale=4 if scale is None else int(scale))
     if recipe.lower().endswith((".yaml", ".yml")) or Path(recipe).is_file():
