@@ -417,7 +417,7 @@ def measure_pair(hr: np.ndarray, lr: np.ndarray, scale: int, options: MeasureOpt
         raise ValueError(f"LR is {h}x{w}: too small to measure (at least 16x16)")
     d = downsample_hr(hr, scale)
     lr_f = lr.astype(np.float64)
-    gd, gl = to_gray(d), to_gray(lr_f)
+    gd, gl = to_gray(d), to_gray(lr)  # uint8 levels are exact in float32: the grey image of lr_f
     g = phase_correlation(gd, gl, upsample=options.upsample)
     moved = _warp(d, g.dy, g.dx) if (g.dy or g.dx) else d
 
