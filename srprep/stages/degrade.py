@@ -633,7 +633,7 @@ def degrade(hr_dir: str | os.PathLike, dst: str | os.PathLike, recipe="reflash",
         from ..ops.degrade.recipes import RECIPES
 
         hr_step = Step("degrade:HR", dst / "HR", {"scale": scale, "hr": "original", "png_level": opts.png_level},
-                       inputs)
+                       inputs, reads=(hr_dir,))
         set_steps = {}
         for name in sets:
             params = {"recipe": name, "scale": scale, "resize": opts.resize, "quantize": opts.quantize,
@@ -641,7 +641,7 @@ def degrade(hr_dir: str | os.PathLike, dst: str | os.PathLike, recipe="reflash",
                       "png_level": opts.png_level}
             if "noise" in RECIPES[name]:
                 params["seed"] = int(opts.seed)
-            set_steps[name] = Step(f"degrade:{name}", dst / name, params, inputs)
+            set_steps[name] = Step(f"degrade:{name}", dst / name, params, inputs, reads=(hr_dir,))
         all_steps = [hr_step, *set_steps.values()]
         worker = functools.partial(_reflash_image, hr_step=hr_step.name,
                                    sets={st.name: name for name, st in set_steps.items()},
@@ -655,7 +655,7 @@ def degrade(hr_dir: str | os.PathLike, dst: str | os.PathLike, recipe="reflash",
             log.info("the config does not sharpen the GT (gt_usm: false): DST/HR holds the original")
         min_side, why = _min_side_realesrgan(cfg)
         hr_step = Step("degrade:HR", dst / "HR", {"scale": cfg.scale, "hr": hr_target, "png_level": opts.png_level},
-                       inputs)
+                       inputs, reads=(hr_dir,))
         config = cfg.to_dict()
         config_sha256 = fingerprint(config)
         # copies is not a parameter: the item set (one item per copy) carries it, so more copies only
@@ -663,7 +663,7 @@ def degrade(hr_dir: str | os.PathLike, dst: str | os.PathLike, recipe="reflash",
         params = {"recipe": "realesrgan", "config": config, "config_sha256": config_sha256, "scale": cfg.scale,
                   "seed": int(opts.seed), "hr": hr_target, "naming": _naming(opts, "realesrgan"),
                   "png_level": opts.png_level}
-        lr_step = Step("degrade:LR", dst / "LR", params, inputs)
+        lr_step = Step("degrade:LR", dst / "LR", params, inputs, reads=(hr_dir,))
         copy_items = [Item(_copy_key(it.key, k), it.fingerprint, (it.key, k, it.payload[1]))
                       for it in items for k in range(opts.copies)]
         worker = functools.partial(_realesrgan_image, cfg=cfg, hr_step=hr_step.name, lr_step=lr_step.name,
@@ -731,12 +731,21 @@ def _write_sheet(dst: Path, kind: str, store: FolderStore, report: DegradeReport
         suffix = _lr_suffix(scale, _naming(opts, "realesrgan"))
         # the original, not the sharpened HR, so the sheet shows what the pipeline did to the photo
         hr = modcrop(images.read_image(store.path(key)), scale)
-        tiles = [(f"copy {k}", _reader(dst / "LR" / f"{_copy_key(key, k)}{suffix}.png"))
+        tiles = [(_copy_label(dst / "LR" / f"{_copy_key(key, k)}{suffix}.json"),
+                  _reader(dst / "LR" / f"{_copy_key(key, k)}{suffix}.png"))
                  for k in range(min(opts.copies, SHEET_COPIES))]
     # realesrgan: one row (at most five tiles); reflash: the default 3 x 3 grid
     columns = len(tiles) + 1 if kind == "realesrgan" else None
     images.write_image(path, degradation_sheet(hr, tiles, scale=scale, columns=columns))
     return path
+
+
+def _copy_label(record_path: Path) -> str:
+    """"copy K" and what was drawn for it (from its parameter record), for the sheet."""
+    from ..ops.degrade.params import DegradationParams, describe_params
+
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    return f"copy {record['copy']} ({record['key']})\n" + describe_params(DegradationParams.from_dict(record["params"]))
 
 
 def _reader(path: Path):

@@ -6,16 +6,22 @@ Layout written (EDSR/DIV2K naming, the layout every later step reads)::
     DST/X2/<key>x2.png        imresize(modcrop(HR, 2), 1/2, 'bicubic')
     DST/X3/<key>x3.png        ...
 
+With ``layout="basicsr"`` (BasicSR's test sets, made by its ``generate_bicubic_img.m``) the folders are
+``DST/GTmod12/<key>.png`` (HR cropped to a multiple of ``mod``) and ``DST/LRbicx4/<key>.png``.
+
 Each output folder is its own cached step, so adding ``--scale 8`` to an earlier run computes only X8,
 and switching ``--im2double`` redoes the LR folders but not HR. The HR of a pair is the HR image cropped
 to ``LR size * s`` from the top left (which is ``modcrop(HR, s)``), the benchmark convention.
 
+A grey (1-channel) HR file gives grey (1-channel) PNGs, as MATLAB's ``imresize`` of a 2-D image does; the
+values are those of any channel of the image read as R=G=B (the resize works on each channel alone).
+
 Work per image (the CPU path): the folders' steps run together (:func:`srprep.fanout.run_together`), so an
 HR image is decoded once for every folder that needs it, whatever the number of scales. ``DST/HR/<key>.png``
-is the source file itself when its pixels are the HR's (an 8-bit RGB PNG that ``--mod`` leaves uncropped): a
-hard link (no space, no encode), or a byte copy where a link cannot be made (another file system); otherwise
-the cropped image, encoded once. Being a link, it changes if the source file is rewritten in place (srprep
-never does that; its own writes replace files).
+is the source file itself when its pixels are the HR's (an 8-bit RGB PNG that ``--mod`` leaves uncropped,
+orientation ignored): a hard link (no space, no encode), or a byte copy where a link cannot be made (another
+file system); otherwise the cropped image, encoded once. Being a link, it changes if the source file is
+rewritten in place (srprep never does that; its own writes replace files).
 """
 from __future__ import annotations
 
@@ -50,6 +56,7 @@ class DownsampleOptions:
         unclipped, so bicubic ringing may take it slightly outside [0, 1]; uint8 convention: the uint8
         result / 255).
     naming: "div2k" (``<key>x2.png``) or "same" (``<key>.png``).
+    exif_orientation: "ignore" (pixels as stored) or "apply" (each photo turned upright first).
     """
 
     im2double: bool = False
@@ -58,6 +65,15 @@ class DownsampleOptions:
     fmt: str = "png"
     naming: str = "div2k"
     png_level: int = 1
+    exif_orientation: str = "ignore"
+
+    def params(self) -> dict:
+        """The options as a step's parameters (the orientation only when applied, so that the parameters of
+        runs made before the option existed stay the same)."""
+        d = dict(self.__dict__)
+        if d["exif_orientation"] == "ignore":
+            del d["exif_orientation"]
+        return d
 
 
 def lr_name_suffix(scale: float, naming: str) -> str:
@@ -143,11 +159,18 @@ class ResizeCompute:
 
 def _read_for_scale(payload, *, scale: float, opts: DownsampleOptions) -> np.ndarray:
     key, src = payload
-    return _crop_for_scale(images.read_image(src), scale, opts, src)
+    return _crop_for_scale(images.read_image(src, exif_orientation=opts.exif_orientation), scale, opts, src)
+
+
+def _grey_if_grey(img: np.ndarray, src: str) -> np.ndarray:
+    """What a PNG of ``src``'s image holds: one of the (equal) channels when ``src`` is a grey file."""
+    return img[..., 0] if img.ndim == 3 and images.is_grey_file(src) else img
 
 
 def _write_lr(payload, lr: np.ndarray, *, scale: float, opts: DownsampleOptions, out: str) -> ItemResult:
     key, src = payload
+    if opts.fmt == "png":
+        lr = _grey_if_grey(lr, src)
     ext = ".npy" if opts.fmt == "npy" else ".png"
     name = FolderWriter(out, ext=ext, suffix=lr_name_suffix(scale, opts.naming), png_level=opts.png_level).write(
         key, lr)
@@ -161,14 +184,16 @@ def _hr_one(payload, *, opts: DownsampleOptions, out: str) -> ItemResult:
 
 def _write_hr(key: str, src: str, hr: np.ndarray | None, *, opts: DownsampleOptions, out: str) -> ItemResult:
     """``DST/HR/<key>.png``: the source file itself (linked, else copied) when it holds the HR's pixels (an
-    8-bit RGB PNG that ``--mod`` leaves whole), else the (cropped) image encoded once. ``hr``: the decoded
-    source, if the caller has it."""
+    8-bit RGB PNG that ``--mod`` leaves whole, orientation ignored), else the (cropped) image encoded once.
+    ``hr``: the decoded source, if the caller has it."""
     name = f"{key}.png"
-    size = png.rgb8_size(src)
+    size = png.rgb8_size(src) if opts.exif_orientation == "ignore" else None
     if size is not None and (not opts.mod or (size[0] % opts.mod == 0 and size[1] % opts.mod == 0)):
         link_or_copy(src, Path(out) / name)
         return ItemResult(outputs=[name])
-    hr = prepare_hr(images.read_image(src) if hr is None else hr, opts, src)
+    if hr is None:
+        hr = images.read_image(src, exif_orientation=opts.exif_orientation)
+    hr = _grey_if_grey(prepare_hr(hr, opts, src), src)
     return ItemResult(outputs=[FolderWriter(out, png_level=opts.png_level).write(key, hr)])
 
 
@@ -180,7 +205,7 @@ def _image_one(job: dict, *, opts: DownsampleOptions, outs: dict, scales: dict, 
     results = {}
     for name in job:
         if name in scales:
-            hr = images.read_image(src) if hr is None else hr
+            hr = images.read_image(src, exif_orientation=opts.exif_orientation) if hr is None else hr
             lr = downsample_image(hr, scales[name], opts, name=src, threads=threads)
             res = _write_lr((key, src), lr, scale=scales[name], opts=opts, out=outs[name])
             res.info["hr"] = list(hr.shape[:2])
@@ -196,9 +221,27 @@ def scale_dir_name(scale: float) -> str:
     return "X" + scale_suffix(scale)[1:]
 
 
+LAYOUTS = ("div2k", "basicsr")
+
+
+def layout_dirs(layout: str, opts: DownsampleOptions, scales: list[float]) -> tuple[str, list[str]]:
+    """Folder names of a layout: (HR folder, one LR folder per scale).
+
+    >>> layout_dirs("div2k", DownsampleOptions(), [2, 4]), layout_dirs("basicsr", DownsampleOptions(mod=12), [4])
+    (('HR', ['X2', 'X4']), ('GTmod12', ['LRbicx4']))
+    """
+    if layout == "div2k":
+        return "HR", [scale_dir_name(s) for s in scales]
+    if layout == "basicsr":
+        if not opts.mod:
+            raise OptionError("layout basicsr names the HR folder GTmod<N>: give --mod N (BasicSR used 12)")
+        return f"GTmod{opts.mod}", [f"LRbicx{s:g}" for s in scales]
+    raise OptionError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
+
+
 def downsample(src: str | Path, dst: str | Path, scales: list[float], *, opts: DownsampleOptions = DownsampleOptions(),
                write_hr: bool = True, device: str = "cpu", batch: int = 8, pipelined: bool | None = None,
-               jobs: int | None = None, force: bool = False, dry_run: bool = False,
+               layout: str = "div2k", jobs: int | None = None, force: bool = False, dry_run: bool = False,
                progress: bool = True) -> list[StepReport]:
     """Write MATLAB-bicubic LR images of every image in ``src`` for each scale (see the module docstring).
 
@@ -214,6 +257,8 @@ def downsample(src: str | Path, dst: str | Path, scales: list[float], *, opts: D
         batch: most images per device batch (``device`` other than cpu).
         pipelined: the device path (default: whenever ``device`` is not cpu); True with "cpu" runs it with
             the CPU as torch device (same bytes, for checking it where there is no GPU).
+        layout: folder names: "div2k" (``HR``, ``X2``...) or "basicsr" (``GTmod<mod>``, ``LRbicx2``...; needs
+            ``opts.mod``; BasicSR names LR files like their HR, so use ``naming="same"`` with it).
     Returns:
         One :class:`StepReport` per output folder (HR first).
     """
@@ -223,23 +268,27 @@ def downsample(src: str | Path, dst: str | Path, scales: list[float], *, opts: D
         raise OptionError(f"naming must be div2k or same, not {opts.naming!r}")
     if batch < 1:
         raise OptionError(f"batch must be >= 1, not {batch}")
+    if opts.exif_orientation not in images.EXIF_ORIENTATION:
+        raise OptionError(f"exif_orientation must be ignore or apply, not {opts.exif_orientation!r}")
     scales = [_check_scale(s, opts) for s in scales]
     if len(set(scales)) != len(scales):
         raise OptionError(f"scale given twice: {scales}")
     if not scales:
         raise OptionError("at least one --scale is needed")
+    hr_dir, lr_dirs = layout_dirs(layout, opts, scales)
     devices = resolve_devices(device)
     # Absolute: worker processes are reused across calls and keep their own working directory.
     dst = Path(dst).resolve()
     store = FolderStore(src, naming="same")
     items = [Item(k, store.item_fingerprint(k), (k, str(store.path(k)))) for k in store.keys()]
     src_id = {"src": str(Path(src).resolve())}
-    # One process per core already: the compiled kernel then runs single-threaded in each.
-    threads = 1 if (jobs or default_jobs()) > 1 else None
-    hr_step = Step("downsample:HR", dst / "HR", {"mod": opts.mod, "png_level": opts.png_level}, src_id)
-    lr_steps = {s: Step(f"downsample:{scale_dir_name(s)}", dst / scale_dir_name(s),
-                        {"scale": s, **{k: v for k, v in opts.__dict__.items()}}, src_id) for s in scales}
+    hr_params = {k: v for k, v in opts.params().items() if k in ("mod", "png_level", "exif_orientation")}
+    hr_step = Step(f"downsample:{hr_dir}", dst / hr_dir, hr_params, src_id, reads=(Path(src),))
+    lr_steps = {s: Step(f"downsample:{lr_dir}", dst / lr_dir, {"scale": s, **opts.params()}, src_id,
+                        reads=(Path(src),)) for s, lr_dir in zip(scales, lr_dirs)}
     if not (pipelined if pipelined is not None else devices != ["cpu"]):
+        # One process per core already: the compiled kernel then runs single-threaded in each.
+        threads = 1 if (jobs or default_jobs()) > 1 else None
         steps = ([hr_step] if write_hr else []) + list(lr_steps.values())
         worker = functools.partial(_image_one, opts=opts, outs={st.name: str(st.output) for st in steps},
                                    scales={st.name: s for s, st in lr_steps.items()}, threads=threads)
@@ -251,10 +300,9 @@ def downsample(src: str | Path, dst: str | Path, scales: list[float], *, opts: D
         reports.append(run(hr_step, items, functools.partial(_hr_one, opts=opts, out=str(hr_step.output)),
                            jobs=jobs))
     for s, step in lr_steps.items():
-        out = str(step.output)
         reports.append(run_device_step(
             step, items, compute=ResizeCompute(s, opts), devices=devices,
             read=functools.partial(_read_for_scale, scale=s, opts=opts),
-            finish=functools.partial(_write_lr, scale=s, opts=opts, out=out), batch=batch, force=force,
-            dry_run=dry_run, progress=progress, unit="img"))
+            finish=functools.partial(_write_lr, scale=s, opts=opts, out=str(step.output)), batch=batch,
+            force=force, dry_run=dry_run, progress=progress, unit="img"))
     return reports
