@@ -35,7 +35,7 @@ from torch import nn
 
 from srprep.errors import SrprepError
 from srprep.ops.imresize import to_uint8
-from srprep.ops.precision import CPU_PRECISIONS as _CPU_PRECISIONS, PRECISIONS
+from srprep.names import CPU_PRECISIONS as _CPU_PRECISIONS, PRECISIONS
 
 log = logging.getLogger(__name__)
 

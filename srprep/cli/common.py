@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..ops.precision import PRECISIONS
+from ..names import PRECISIONS
 from ..runner import StepReport
 from ..stages.network import InferOptions
 
