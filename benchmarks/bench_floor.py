@@ -59,9 +59,7 @@ SCALES = (2, 3, 4)
 
 def photos(n: int) -> list[np.ndarray]:
     """n distinct 2040x1356 photos."""
-    out = []
-    for i, m in enumerate(mosaics(min(n, 16))):
-        out.append(m)
+    out = mosaics(min(n, 16))
     while len(out) < n:
         out.append(np.ascontiguousarray(np.roll(out[len(out) % 16], 97 * (len(out) // 16), axis=1)))
     return out
