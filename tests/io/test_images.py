@@ -653,6 +653,7 @@ def test_failed_encode_keeps_old_file(tmp_path, small, monkeypatch):
         raise RuntimeError("encoder crashed")
 
     monkeypatch.setattr(images.cv2, "imencode", boom)
+    monkeypatch.setattr(images.png, "encode_fast", boom)
     with pytest.raises(RuntimeError):
         write_image(path, small[::-1])
     assert path.read_bytes() == before

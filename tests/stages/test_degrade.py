@@ -14,7 +14,7 @@ from srprep.io.images import read_image, write_image
 from srprep.ops.degrade import DegradationConfig
 from srprep.ops.degrade.recipes import RECIPE_NAMES, apply_reflash
 from srprep.ops.grid import modcrop
-from srprep.stages.degrade import (DegradeOptions, RecipeError, degrade, load_config, regenerate,
+from srprep.stages.degrade import (COPIES_PER_CALL, DegradeOptions, RecipeError, degrade, load_config, regenerate,
                                    regenerate_from_record, resolve_recipe, sharpen_gt)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -233,7 +233,8 @@ def test_a_failed_run_resumes_where_it_stopped(hr_dir, tmp_path):
     (src / "kodim03.png").write_bytes(good)
     rep = run(src, dst, "realesrgan", copies=2)
     assert (rep.steps[0].processed, rep.steps[0].reused) == (1, 2)
-    assert rep.steps[1].processed == 6
+    # the other images' copies were made with their HR, from the same decode, before kodim03 failed
+    assert (rep.steps[1].processed, rep.steps[1].reused) == (2, 4)
     assert files(dst)["LR/kodim03_c1x4.png"] == files(tmp_path / "out")["LR/kodim03_c1x4.png"]
 
 
@@ -377,3 +378,25 @@ def test_resolve_recipe():
     assert resolve_recipe(DegradationConfig(), scale=3)[1].scale == 3
     with pytest.raises(RecipeError, match="unknown recipe"):
         resolve_recipe("realesrgan_x4")
+
+
+def test_reflash_decodes_each_image_once_and_links_an_hr_that_needs_no_crop(samples, tmp_path, monkeypatch):
+    import os
+
+    import srprep.stages.degrade as dg
+
+    src = tmp_path / "src"
+    src.mkdir()
+    os.link(samples / "set5" / "baby.png", src / "baby.png")  # 512x512: a multiple of 4, linked as HR
+    write_image(src / "woman.png", read_image(samples / "set5" / "woman.png")[:, :227])  # cropped: encoded
+    seen = []
+    real = dg.images.read_image
+    monkeypatch.setattr(dg.images, "read_image", lambda p, **kw: seen.append(str(p)) or real(p, **kw))
+    rep = run(src, tmp_path / "out", seed=1)
+    assert [r.processed for r in rep.steps] == [2] * 9 and len(seen) == 2  # once per image for all 9 folders
+    assert os.path.samefile(tmp_path / "out/HR/baby.png", src / "baby.png")
+    assert np.array_equal(read_image(tmp_path / "out/HR/woman.png"), read_image(src / "woman.png")[:, :224])
+    seen.clear()
+    rep = run(src, tmp_path / "out", seed=2)  # only the noise sets depend on the seed
+    assert [r.processed for r in rep.steps] == [0] + [2 if n in NOISY else 0 for n in RECIPE_NAMES]
+    assert len(seen) == 2
