@@ -67,7 +67,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import struct
 import shutil
 import struct
 import zlib

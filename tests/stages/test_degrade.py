@@ -14,7 +14,7 @@ from srprep.io.images import read_image, write_image
 from srprep.ops.degrade import DegradationConfig
 from srprep.ops.degrade.recipes import RECIPE_NAMES, apply_reflash
 from srprep.ops.grid import modcrop
-from srprep.stages.degrade import (COPIES_PER_CALL, DegradeOptions, RecipeError, degrade, load_config, regenerate,
+from srprep.stages.degrade import (DegradeOptions, RecipeError, degrade, load_config, regenerate,
                                    regenerate_from_record, resolve_recipe, sharpen_gt)
 
 REPO = Path(__file__).resolve().parents[2]

@@ -82,7 +82,6 @@ def filter2d_torch(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     ``x``'s dtype and device. Border: reflection (reflect-101). Returns (B, C, H, W).
     Images smaller than the kernel radius are padded by repeated reflection, as OpenCV does.
     """
-    import torch
     import torch.nn.functional as F
 
     if x.ndim != 4:
