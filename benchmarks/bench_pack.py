@@ -240,6 +240,29 @@ def replace_section(path: Path, text: str) -> None:
     path.write_text(new)
 
 
+def reads_only(data: Path, work: Path, args) -> None:
+    """Raw vs PNG LMDB, one reader each, taking turns: the one ratio the docs quote."""
+    load = os.getloadavg()[0]
+    stores = {}
+    for encoding in ("raw", "png"):
+        out = work / f"reads_{encoding}"
+        shutil.rmtree(out, ignore_errors=True)
+        srprep_pack(data, out, encoding, args.jobs)
+        stores[encoding] = out / "HR.lmdb"
+    cv2.setNumThreads(1)
+    rates: dict[str, list[float]] = {"raw": [], "png": []}
+    for _ in range(args.repeats):
+        for encoding, path in stores.items():
+            rates[encoding].append(read_throughput("lmdb", path, 1, args.read_seconds))
+    ratios = sorted(r / p for r, p in zip(rates["raw"], rates["png"]))
+    print(f"load average {load:.1f} -> {os.getloadavg()[0]:.1f}; 96x96 patches/s, 1 reader, median of "
+          f"{args.repeats}: raw LMDB {statistics.median(rates['raw']):,.0f}, PNG LMDB "
+          f"{statistics.median(rates['png']):,.0f}; raw/PNG {statistics.median(ratios):.0f}x "
+          f"(per turn {ratios[0]:.0f}-{ratios[-1]:.0f}x)")
+    if args.workdir is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", type=int, default=8, help="2040x1356 images in the dataset")
@@ -248,12 +271,17 @@ def main() -> None:
     ap.add_argument("--read-seconds", type=float, default=4.0, help="duration of each read measurement")
     ap.add_argument("--workdir", type=Path, default=None, help="where to build (default: a temporary folder)")
     ap.add_argument("--results", type=Path, default=None, help="write the section into this Markdown file")
+    ap.add_argument("--reads-only", action="store_true",
+                    help="only the raw vs PNG LMDB patch-read comparison (1 reader, --repeats turns each)")
     args = ap.parse_args()
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_pack_"))
     data = work / "data"
     if not (data / "HR").is_dir():
         make_dataset(data, args.images)
+    if args.reads_only:
+        reads_only(data, work, args)
+        return
     load = os.getloadavg()[0]
     times: dict[str, list[float]] = {"baseline": [], "baseline extract": [], "baseline lmdb": [],
                                      "srprep png": [], "srprep raw": []}

@@ -26,3 +26,36 @@ class StageError(SrprepError):
 
 class OptionError(SrprepError, ValueError):
     """An option value that cannot work (a scale <= 0, a crop larger than the step allows...)."""
+
+
+def write_error(path, exc: BaseException, what: str = "cannot write") -> SrprepError:
+    """A one-line :class:`SrprepError` for a failed write to ``path``, saying so when the disk is full.
+
+    The disk counts as full when the error says so (``ENOSPC``, ``EDQUOT``) or when the file system has less
+    than 1 MiB free (a memory-mapped write such as LMDB's reports a full disk as an I/O error, torch as a
+    failed write).
+    """
+    import errno
+    import os
+    import shutil
+
+    code = getattr(exc, "errno", None)
+    free = None
+    probe = os.path.abspath(os.fspath(path))
+    while probe and not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        pass
+    text = str(exc)
+    full = code in (errno.ENOSPC, errno.EDQUOT) or "No space left" in text or (free is not None and free < (1 << 20))
+    if full:
+        left = f" ({free} bytes free)" if free is not None else ""
+        return SrprepError(f"{path}: {what}: the disk is full{left}; free some space and run the same command "
+                           f"again to resume")
+    reason = getattr(exc, "strerror", None) or " ".join(text.split()) or type(exc).__name__
+    return SrprepError(f"{path}: {what} ({reason})")

@@ -220,6 +220,10 @@ class _Runner:
                 y = m(x).float()
                 total = y if total is None else total + y
         total = total / len(self.models)
+        if not bool(torch.isfinite(total).all()):
+            bad = int((~torch.isfinite(total)).sum())
+            raise SrprepError(f"the network output has {bad} non-finite values (NaN or inf): its weights are broken "
+                              f"or it diverges on this input; nothing was written for it")
         expected = (x.shape[-2] * self.scale, x.shape[-1] * self.scale)
         if tuple(total.shape[-2:]) != expected:
             raise SrprepError(

@@ -29,7 +29,8 @@ Each step has a fingerprint (command, resolved arguments, the fingerprints of fi
 the pipeline). A step is up to date when its last successful run had the same fingerprint and its upstream
 steps have not run since; then it is skipped without starting the command. Otherwise the command runs, and
 its own cache decides what it still has to do (a killed step resumes where it stopped). The pipeline's
-state is ``{workdir}/.srprep-pipeline/{name}.json``, updated after every step.
+state is ``{workdir}/.srprep-pipeline/{name}.json``, updated after every step; ``{name}.lock`` beside it
+keeps a second run of the same pipeline out while one runs (:mod:`srprep.lock`).
 """
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ import yaml
 
 from .errors import SrprepError
 from .fingerprint import fingerprint
+from .lock import output_lock
 from .runner import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -305,7 +307,7 @@ def plan(pipe: Pipeline, *, force: list[str] = ()) -> dict[str, tuple[bool, str]
         elif not rec.get("ok"):
             result[name] = (True, "its last run did not finish")
         elif rec["fp"] != fp:
-            result[name] = (True, "parameters or inputs changed")
+            result[name] = (True, argv_changes(rec.get("argv"), step.argv()) or "inputs changed")
         elif any(result[n][0] or state["steps"][n]["generation"] != rec["upstream"].get(n) for n in step.needs):
             result[name] = (True, "upstream changed")
         elif not step.out.exists():
@@ -313,6 +315,45 @@ def plan(pipe: Pipeline, *, force: list[str] = ()) -> dict[str, tuple[bool, str]
         else:
             result[name] = (False, "up to date")
     return result
+
+
+def argv_changes(old: list[str] | None, new: list[str]) -> str:
+    """What differs between two command lines of a step, e.g. ``"--scale 2 -> 3, --im2double added"``.
+
+    Options are ``--name [value]`` (repeated options compare as one list), other words by position; ``--force``
+    (added to a forced run) is ignored. Empty when the command lines are the same.
+
+    >>> argv_changes(["downsample", "HR", "out", "--scale", "2"], ["downsample", "HR", "out", "--scale", "3", "--im2double"])
+    '--scale 2 -> 3, --im2double added'
+    """
+    if old is None:
+        return "parameters changed"
+
+    def parts(argv):
+        out, i, pos = {}, 0, 0
+        while i < len(argv):
+            word = argv[i]
+            if word.startswith("--"):
+                value = argv[i + 1] if i + 1 < len(argv) and not argv[i + 1].startswith("--") else None
+                if word != "--force":
+                    out.setdefault(word, []).append(value)
+                i += 2 if value is not None else 1
+            else:
+                out[f"argument {pos + 1}"] = [word]
+                pos += 1
+                i += 1
+        return {k: " ".join(v for v in vals if v is not None) for k, vals in out.items()}
+
+    a, b = parts(old), parts(new)
+    changes = []
+    for k in [*a, *(k for k in b if k not in a)]:
+        if k not in b:
+            changes.append(f"{k} removed")
+        elif k not in a:
+            changes.append(f"{k} added" if not b[k] else f"{k} {b[k]} added")
+        elif a[k] != b[k]:
+            changes.append(f"{k} {a[k]} -> {b[k]}")
+    return ", ".join(changes)
 
 
 def _step_fingerprint(step: PipelineStep, pipe: Pipeline) -> str:
@@ -354,6 +395,14 @@ def run_pipeline(pipe: Pipeline, invoke: Callable[[list[str]], None], *, until: 
         stale = [n for n in pipe.upstream(only) if n != only and decisions[n][0]]
         if stale and not dry_run:
             raise PipelineError(f"--only {only}: upstream steps are not up to date: {', '.join(stale)}")
+    if dry_run:
+        return _run_steps(pipe, invoke, selected, decisions, only, force, dry_run, on_step)
+    # One pipeline run per workdir and name at a time (each step also locks its own output).
+    with output_lock(pipe.state_path.with_suffix(".lock"), f"pipeline {pipe.name} in {pipe.workdir}"):
+        return _run_steps(pipe, invoke, selected, decisions, only, force, dry_run, on_step)
+
+
+def _run_steps(pipe, invoke, selected, decisions, only, force, dry_run, on_step) -> list[StepOutcome]:
     state = _read_state(pipe)
     outcomes = []
     for name in selected:
@@ -373,7 +422,7 @@ def run_pipeline(pipe: Pipeline, invoke: Callable[[list[str]], None], *, until: 
             prev = state["steps"].get(name, {})
             # a finished output is replaced; an unfinished one is resumed
             if step.replace and prev.get("ok") and step.out.exists():
-                _replace_output(pipe, step)
+                _replace_output(pipe, step, why)
             state["steps"][name] = {**prev, "ok": False, "started": _now()}
             _write_state(pipe, state)
             invoke(argv)
@@ -392,11 +441,11 @@ def run_pipeline(pipe: Pipeline, invoke: Callable[[list[str]], None], *, until: 
     return outcomes
 
 
-def _replace_output(pipe: Pipeline, step: PipelineStep) -> None:
+def _replace_output(pipe: Pipeline, step: PipelineStep, why: str) -> None:
     out, root = step.out.resolve(), pipe.workdir.resolve()
     if root not in out.parents:
         raise PipelineError(f"step {step.name!r}: replace is only allowed for outputs inside the workdir {root}")
-    log.info("%s: removing the previous output %s (parameters or inputs changed)", step.name, out)
+    log.info("%s: removing the previous output %s (%s)", step.name, out, why)
     if out.is_dir():
         shutil.rmtree(out)
     else:

@@ -4,7 +4,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import numpy as np
+import pytest
 
 from srprep import __version__
 from srprep.cli import main
@@ -44,7 +46,8 @@ def test_modcrop_end_to_end_is_cached(samples, tmp_path, capsys):
     assert "up to date" in capsys.readouterr().out
     assert main(["status", tmp_path]) == 0
     out = capsys.readouterr().out
-    assert "modcrop complete" in out and '"scale":3' in out
+    assert "modcrop complete" in out
+    assert "\n    png_level 1  scale 3\n" in out and "{" not in out  # name value pairs, not JSON
 
 
 def test_errors_are_one_line_naming_the_file(tmp_path):
@@ -58,6 +61,21 @@ def test_errors_are_one_line_naming_the_file(tmp_path):
     assert "Traceback" not in err
     code, _, err = srprep("--verbose", "modcrop", bad, tmp_path / "dst", "--scale", "2", check=False)
     assert code == 1 and "Traceback" in err
+
+
+@pytest.mark.parametrize("raised", [KeyboardInterrupt, click.exceptions.Abort])
+def test_ctrl_c_says_how_to_resume(samples, tmp_path, monkeypatch, capsys, raised):
+    import srprep.cli.modcrop as modcrop_cli
+
+    def interrupted(*args, **kwargs):
+        raise raised()
+
+    monkeypatch.setattr(modcrop_cli, "modcrop", interrupted)
+    assert main(["modcrop", samples / "set5", tmp_path / "out", "--scale", "2"]) == 130
+    assert "run the same command again to resume" in capsys.readouterr().err
+    monkeypatch.setattr("srprep.train.train", interrupted)
+    assert main(["train", "-c", REPO / "configs/tiny_cpu.yaml", "--run-dir", tmp_path / "run"]) == 130
+    assert "same command and --resume auto" in capsys.readouterr().err
 
 
 def test_image_smaller_than_scale(tmp_path):
@@ -96,3 +114,59 @@ def test_modcrop_killed_half_way_resumes_to_identical_outputs(tmp_path, rng, kil
     for i in range(24):
         np.testing.assert_array_equal(read_image(dst / f"img{i:02d}.png"),
                                       read_image(src / f"img{i:02d}.png")[:300, :400])
+
+
+def tree(folder: Path) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_modcrop_into_its_own_input_is_refused_and_leaves_it_untouched(samples, tmp_path):
+    same = tmp_path / "same"
+    same.mkdir()
+    for p in (samples / "set5").glob("*.png"):
+        (same / p.name).write_bytes(p.read_bytes())
+    before = tree(same)
+    for dst in (same, same / "mod", tmp_path):
+        code, _, err = srprep("modcrop", same, dst, "--scale", "3", check=False)
+        assert code == 1 and err.count("\n") == 1, err
+        assert re.search(r"the output of modcrop (is|lies inside|contains) its input .*same; choose a destination "
+                         r"outside the inputs", err), err
+    assert tree(same) == before and not (same / ".srprep").exists()
+
+
+def test_exif_orientation_is_said_in_help_ignored_by_default_and_applied_on_request(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (10, 14, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # the camera was turned: viewers rotate it 90 degrees clockwise
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(pixels).save(tmp_path / "photos/p.png", exif=exif.tobytes())
+    for cmd in ("modcrop", "downsample"):
+        _, out, _ = srprep(cmd, "--help")
+        assert "--exif-orientation" in out and "ignore" in out and "apply" in out
+    srprep("modcrop", tmp_path / "photos", tmp_path / "stored", "--scale", "1", "-j", "1")
+    np.testing.assert_array_equal(read_image(tmp_path / "stored/p.png"), pixels)
+    srprep("modcrop", tmp_path / "photos", tmp_path / "upright", "--scale", "1", "-j", "1", "--exif-orientation",
+           "apply")
+    np.testing.assert_array_equal(read_image(tmp_path / "upright/p.png"), np.rot90(pixels, -1))
+    srprep("downsample", tmp_path / "photos", tmp_path / "data", "--scale", "2", "-j", "1", "--exif-orientation",
+           "apply")
+    np.testing.assert_array_equal(read_image(tmp_path / "data/HR/p.png"), np.rot90(pixels, -1))
+    assert read_image(tmp_path / "data/X2/px2.png").shape == (7, 5, 3)
+
+
+def test_a_damaged_png_is_one_line_with_no_libpng_noise_before_it(samples, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for p in (samples / "set5").glob("*.png"):
+        (src / p.name).write_bytes(p.read_bytes())
+    data = bytearray((src / "bird.png").read_bytes())
+    data[data.find(b"IDAT") + 100] ^= 0xFF  # libpng: "bad adaptive filter value" on stderr, then a failure
+    (src / "bird.png").write_bytes(bytes(data))
+    for jobs in ("1", "2"):
+        code, _, err = srprep("modcrop", src, tmp_path / f"out{jobs}", "--scale", "2", "-j", jobs, check=False)
+        assert code == 1
+        assert err == f"error: modcrop: item 'bird' failed: {src / 'bird.png'}: corrupt PNG (chunk IDAT does not " \
+                      f"match its CRC)\n", err

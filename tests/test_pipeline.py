@@ -51,6 +51,8 @@ def test_steps_are_cached_and_a_change_reruns_exactly_the_downstream(tmp_path, c
     t0 = time.perf_counter()
     assert run(capsys, p, "--workdir", wd) == {"lr": "up to date", "crop": "up to date", "lr2": "up to date"}
     assert time.perf_counter() - t0 < 0.1 * first
+    assert main(["run", str(p), "--workdir", str(wd), "--set", "crop.scale=2", "--dry-run"]) == 0
+    assert "[crop] would run (--scale 4 -> 2)" in capsys.readouterr().out  # says which option changed
     assert run(capsys, p, "--workdir", wd, "--set", "crop.scale=2") == {
         "lr": "up to date", "crop": "done", "lr2": "done"}
     assert run(capsys, p, "--workdir", wd, "--set", "lr2.scale=[4]", "--set", "crop.scale=2") == {
@@ -148,11 +150,32 @@ def test_bad_pipelines_are_refused(tmp_path, change, message):
 
 def test_graph_text_and_png(tmp_path, capsys):
     p = write(tmp_path, CHAIN)
-    assert main(["run", str(p), "--graph", "--graph-png", str(tmp_path / "g.png")]) == 0
+    assert main(["run", str(p), "--graph", "--graph-png", str(tmp_path / "g.png"),
+                 "--graph-dot", str(tmp_path / "g.dot")]) == 0
     out = capsys.readouterr().out
     assert "crop [modcrop] <- lr" in out and "lr2 [downsample] <- crop" in out
     from srprep.io.images import read_image
     assert read_image(tmp_path / "g.png").shape[0] > 100
+    dot = (tmp_path / "g.dot").read_text()
+    assert dot.startswith("digraph pipeline {") and '"lr" -> "crop";' in dot and '"crop" -> "lr2";' in dot
+    assert '"lr2" [label=<<b>lr2</b><br/><font point-size="10">downsample</font>>];' in dot
+
+
+def test_graph_rendered_by_graphviz(tmp_path, capsys):
+    from srprep.io.graphviz import dot_available
+
+    if not dot_available():
+        assert main(["run", str(write(tmp_path, CHAIN)), "--graph", "--graph-svg", str(tmp_path / "g.svg")]) == 1
+        assert "needs Graphviz's dot program" in capsys.readouterr().err
+        pytest.skip("Graphviz's dot is not installed (apt-get install graphviz)")
+    p = write(tmp_path, CHAIN)
+    assert main(["run", str(p), "--graph", "--graph-png", str(tmp_path / "g.png"),
+                 "--graph-svg", str(tmp_path / "g.svg")]) == 0
+    svg = (tmp_path / "g.svg").read_text()
+    assert "<svg" in svg and all(f">{name}</text>" in svg for name in ("lr", "crop", "lr2"))
+    from srprep.io.images import read_image
+    img = read_image(tmp_path / "g.png")  # three boxes in a column: taller than wide
+    assert img.shape[0] > img.shape[1] > 50 and (img < 128).any()
 
 
 @pytest.fixture
@@ -241,3 +264,34 @@ def test_quickstart_runs_end_to_end_is_cached_and_reported(tmp_path, capsys):
     page = (wd / "report.md").read_text()
     assert "| teacher | train | ok |" in page and "![curves.png](eco/curves.png)" in page
     assert "| set5 | 2 | baby |" in page
+
+
+def test_a_second_run_of_a_pipeline_is_refused_while_one_runs_and_a_dead_ones_lock_is_taken_over(tmp_path):
+    from tests.test_lock import start_holder
+
+    p = write(tmp_path, CHAIN)
+    wd = tmp_path / "wd"
+    holder = start_holder(wd / ".srprep-pipeline" / "chain.lock")  # a real second process
+    try:
+        proc = subprocess.run([sys.executable, "-m", "srprep", "run", str(p), "--workdir", str(wd)],
+                              capture_output=True, text=True, cwd=REPO, timeout=600)
+        assert proc.returncode == 1
+        assert f"error: pipeline chain in {wd}: another srprep process is writing here (pid {holder.pid} on" \
+            in proc.stderr
+        assert not (wd / "lr").exists(), "nothing ran"
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait()
+    proc = subprocess.run([sys.executable, "-m", "srprep", "run", str(p), "--workdir", str(wd)],
+                          capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert f"took over the lock of a process that ended without releasing it (pid {holder.pid} on" in proc.stderr
+    # a step's own output is locked too: a pipeline step refuses to write where another process writes
+    holder = start_holder(wd / "crop" / ".srprep" / "lock")
+    try:
+        proc = subprocess.run([sys.executable, "-m", "srprep", "run", str(p), "--workdir", str(wd), "--force", "crop"],
+                              capture_output=True, text=True, cwd=REPO, timeout=600)
+        assert proc.returncode == 1 and f"another srprep process is writing here (pid {holder.pid} on" in proc.stderr
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait()

@@ -19,7 +19,9 @@ from .centroids import centroids_cmd
 from .crop import crop_cmd
 from .enlarge import enlarge_cmd
 from .degrade import degrade_cmd
+from .doctor import doctor_cmd
 from .eval import eval_cmd
+from .export import export_cmd
 from .identify import identify_cmd
 from .inspect import inspect_cmd
 from .downsample import downsample_cmd
@@ -31,6 +33,7 @@ from .run import run_cmd
 from .status import status_cmd
 from .train import train_cmd
 from .upscale import upscale_cmd
+from .verify import verify_cmd
 from .wash import wash_cmd
 
 log = logging.getLogger("srprep")
@@ -72,6 +75,7 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool, scheduler: str | None) -
     """
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     handler = _StderrHandler()
+    handler.setLevel(level)  # the level of what is shown; a run's own log file (train.log) may record more
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s"))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     ctx.obj = Context(verbose=verbose, quiet=quiet)
@@ -93,28 +97,29 @@ cli.add_command(report_cmd)
 cli.add_command(train_cmd)
 cli.add_command(upscale_cmd)
 cli.add_command(eval_cmd)
+cli.add_command(export_cmd)
 cli.add_command(centroids_cmd)
 cli.add_command(wash_cmd)
 cli.add_command(enlarge_cmd)
 cli.add_command(pairs_group)
 cli.add_command(identify_cmd)
+cli.add_command(doctor_cmd)
+cli.add_command(verify_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the process exit status."""
     args = sys.argv[1:] if argv is None else [str(a) for a in argv]
     verbose = any(a in ("-v", "--verbose") for a in args)
+    _warn_if_plain_pil(args)
     try:
-        cli.main(args=args, prog_name="srprep", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+        code = cli.main(args=args, prog_name="srprep", standalone_mode=False)
+    except (click.exceptions.Abort, KeyboardInterrupt):  # Click turns Ctrl-C into Abort
+        click.echo(interrupted_message(args), err=True)
         return 130
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except KeyboardInterrupt:
-        click.echo("interrupted: finished items are kept; run the same command again to resume", err=True)
-        return 130
     except (SrprepError, OSError) as exc:
         if verbose:
             traceback.print_exc()
@@ -126,7 +131,30 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"error: internal error ({type(exc).__name__}: {_one_line(exc)}); "
                    f"run with --verbose for the traceback", err=True)
         return 2
-    return 0
+    return code if isinstance(code, int) else 0  # a command's click.exceptions.Exit(N) comes back as N
+
+
+def _warn_if_plain_pil(args: list[str]) -> None:
+    """Once per command (not per pipeline step: ``run`` calls the commands without this entry point)."""
+    if any(a in ("-h", "--help", "--version", "doctor") for a in args):
+        return  # doctor says it in full
+    from ..environment import plain_pil_warning
+
+    message = plain_pil_warning()
+    if message:
+        click.echo(message, err=True)
+
+
+def interrupted_message(args: list[str]) -> str:
+    """What Ctrl-C prints: how to carry on, for the command that was interrupted."""
+    command = next((a for a in args if a in cli.commands), None)
+    if command == "train":
+        return ("interrupted: continue the run with the same command and --resume auto (it starts from the "
+                "newest checkpoint in the run folder)")
+    if command == "run":
+        return ("interrupted: run the same pipeline again: finished steps are skipped and the interrupted one "
+                "resumes where it stopped")
+    return "interrupted: finished items are kept; run the same command again to resume where it stopped"
 
 
 def _one_line(exc: BaseException) -> str:

@@ -26,7 +26,7 @@ from .common import batch_option, echo_report, model_options, png_level_option, 
 @png_level_option("PNG compression level (pixels are the same at every level).")
 @step_options
 @click.pass_obj
-def centroids_cmd(ctx, data: Path, model, arch, scale, trust_checkpoint, convention, store_dtype, tile, overlap,
+def centroids_cmd(ctx, data: Path, model, arch, scale, model_args, trust_checkpoint, convention, store_dtype, tile, overlap,
                   precision, device, batch, out, preview, png_level, jobs, force, dry_run) -> None:
     """ECO centroid pairs: sr_pretrained = f(LR) by a frozen pretrained network, lr_pretrained = bicubic of it.
 
@@ -48,7 +48,8 @@ def centroids_cmd(ctx, data: Path, model, arch, scale, trust_checkpoint, convent
     """
     report = centroids(data, model, arch=arch, scale=scale,
                        options=CentroidOptions(convention, store_dtype, png_level), tile=tile, overlap=overlap,
-                       precision=precision, device=device, trust_checkpoint=trust_checkpoint, batch=batch, out=out,
+                       precision=precision, device=device, trust_checkpoint=trust_checkpoint, model_kwargs=model_args,
+                       batch=batch, out=out,
                        preview=preview, jobs=jobs, force=force, dry_run=dry_run, progress=ctx.progress)
     if report.step.status == "dry run":
         echo_report(ctx, report.step)

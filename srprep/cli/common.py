@@ -32,6 +32,14 @@ def step_options(fn):
     return fn
 
 
+def exif_option(fn):
+    """--exif-orientation ignore|apply: what to do with the orientation tag of camera photos."""
+    return click.option("--exif-orientation", type=click.Choice(["ignore", "apply"]), default="ignore",
+                        show_default=True,
+                        help="The EXIF orientation tag of the input photos: ignore it (pixels as stored, what SR "
+                             "benchmarks assume) or apply it (turn each photo upright as viewers show it).")(fn)
+
+
 def png_level_option(help: str = "PNG compression level of the outputs (pixels are the same at every level)."):
     """--png-level 0..9 (default 1), with the command's own help text."""
     return click.option("--png-level", type=click.IntRange(0, 9), default=1, show_default=True, help=help)
@@ -75,15 +83,33 @@ def parse_crop_ensemble(text: str | None) -> tuple | None:
     return tuple(zip(t, o))
 
 
+def parse_model_args(ctx, param, values) -> dict:
+    """``("res_scale=0.1", "rgb_range=1")`` -> ``{"res_scale": 0.1, "rgb_range": 1}`` (values read as YAML)."""
+    import yaml
+
+    args = {}
+    for text in values:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise click.BadParameter(f"{text!r}: expected KEY=VALUE, e.g. res_scale=0.1")
+        args[key.strip()] = yaml.safe_load(value)
+    return args
+
+
 def model_options(fn):
-    """--model, --arch, --scale, --trust-checkpoint: which network to run."""
+    """--model, --arch, --scale, --model-arg, --trust-checkpoint: which network to run."""
+    fn = click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", callback=parse_model_args,
+                      help="Network constructor argument the weights do not record (repeatable), e.g. "
+                           "res_scale=0.1 for EDSR's 32x256 paper models.")(fn)
     fn = click.option("--trust-checkpoint", is_flag=True,
                       help="Allow a checkpoint that pickles Python objects (this runs code from the file: only "
                            "for files from a source you trust).")(fn)
     fn = click.option("-s", "--scale", type=click.IntRange(min=1), default=None,
                       help="Upscaling factor (default: what the weights are for; a different one is an error).")(fn)
     fn = click.option("--arch", default=None,
-                      help="Architecture name (default: recognised from the checkpoint's keys), e.g. edsr, imdn.")(fn)
+                      help="Architecture name (default: recognised from the checkpoint's keys), e.g. edsr, imdn; or "
+                           "your own network, package.module:Class or path/to/file.py:Class (imports and runs "
+                           "that code).")(fn)
     fn = click.option("-m", "--model", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
                       help="Pretrained checkpoint (.pth/.pt/.safetensors: BasicSR, EDSR-PyTorch, srprep).")(fn)
     return fn

@@ -17,7 +17,8 @@ def pairs_group() -> None:
 @click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-s", "--scale", type=click.IntRange(min=1), required=True, help="Scale of the pairs.")
 @click.option("--work", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for the cached per-pair measurements (default: ./<SRC name>_pairs_x<SCALE>).")
+              help="Folder for the cached per-pair measurements (default: <SRC name>_pairs_x<SCALE> in the folder "
+                   "of the first of --report/--ids-out/--hist/--sheet given, else beside SRC).")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Per-pair CSV, worst first (default: WORK/report.csv).")
 @click.option("--ids-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -57,7 +58,10 @@ def check_cmd(ctx, src: Path, scale: int, work, report, ids_out, threshold, max_
       srprep pairs check AIM/X2 --scale 2 --ids-out x2_clean.txt --hist x2_hist.png --sheet x2_worst.png
       srprep pairs check AIM/X2 --scale 2 --threshold 2   # reuses the measurements
     """
-    work = work if work is not None else Path(f"{src.resolve().name}_pairs_x{scale}")
+    if work is None:  # beside what the user asked for, never the current directory
+        first = next((p for p in (report, ids_out, hist, sheet) if p is not None), None)
+        where = first.resolve().parent if first is not None else src.resolve().parent
+        work = where / f"{src.resolve().name}_pairs_x{scale}"
     result = pairs_check(src, scale, work, report=report, ids_out=ids_out, hist=hist, sheet=sheet,
                          sheet_count=sheet_count,
                          tolerances=Tolerances(max_shift, max_local, max_colour, min_psnr, threshold),

@@ -6,7 +6,8 @@ import click
 
 from ..errors import SrprepError
 from ..io.images import write_image
-from ..ops.diagram import draw_dag
+from ..io.graphviz import dot_available, render_dot, write_dot
+from ..ops.diagram import dag_dot, draw_dag
 from ..pipeline import PipelineError, graph_text, load_pipeline, run_pipeline
 
 
@@ -23,10 +24,14 @@ from ..pipeline import PipelineError, graph_text, load_pipeline, run_pipeline
 @click.option("--dry-run", is_flag=True, help="Show which steps would run and why; run nothing.")
 @click.option("--graph", is_flag=True, help="Print the steps and their dependencies; run nothing.")
 @click.option("--graph-png", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also draw the pipeline as a PNG.")
+              help="Also draw the pipeline as a PNG (with Graphviz's dot when installed, else a plain drawing).")
+@click.option("--graph-svg", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also draw the pipeline as an SVG (needs Graphviz's dot: apt-get install graphviz).")
+@click.option("--graph-dot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the pipeline as Graphviz DOT text (for dot, xdot or any DOT viewer).")
 @click.pass_context
 def run_cmd(ctx: click.Context, pipeline: Path, until, only, force, overrides, workdir, dry_run, graph,
-            graph_png) -> None:
+            graph_png, graph_svg, graph_dot) -> None:
     """Run a pipeline: a chain of srprep steps in one YAML file, cached step by step.
 
     An up-to-date step is skipped (and said so); a changed option reruns that step and every step
@@ -37,6 +42,7 @@ def run_cmd(ctx: click.Context, pipeline: Path, until, only, force, overrides, w
       srprep run pipelines/quickstart.yaml
       srprep run pipelines/quickstart.yaml --dry-run --set downsample.scale=[3]
       srprep run pipelines/div2k_eco_x2.yaml --until pack --graph-png graph.png
+      srprep run pipelines/quickstart.yaml --graph --graph-svg graph.svg --graph-dot graph.dot
     """
     app = ctx.obj
     scheduler = ctx.find_root().params.get("scheduler")
@@ -45,13 +51,22 @@ def run_cmd(ctx: click.Context, pipeline: Path, until, only, force, overrides, w
     for step in pipe.steps.values():
         if step.command not in root.commands or step.command == "run":
             raise PipelineError(f"{pipeline}: step {step.name!r}: no srprep command {step.command!r}")
-    if graph or graph_png:
+    if graph or graph_png or graph_svg or graph_dot:
         click.echo(graph_text(pipe))
-        if graph_png:
-            edges = [(n, s.name) for s in pipe.steps.values() for n in s.needs]
-            write_image(graph_png, draw_dag(list(pipe.steps), edges,
-                                            labels={s.name: s.command for s in pipe.steps.values()}))
-            click.echo(f"graph -> {graph_png}")
+        edges = [(n, s.name) for s in pipe.steps.values() for n in s.needs]
+        commands = {s.name: s.command for s in pipe.steps.values()}
+        dot = dag_dot(list(pipe.steps), edges, labels=commands, title=f"{pipe.name} -> {pipe.workdir}",
+                      notes={s.name: s.description for s in pipe.steps.values() if s.description})
+        if graph_dot:
+            click.echo(f"graph (DOT) -> {write_dot(dot, graph_dot)}")
+        if graph_svg:
+            click.echo(f"graph -> {render_dot(dot, graph_svg)}")
+        if graph_png and dot_available():
+            click.echo(f"graph -> {render_dot(dot, graph_png)}")
+        elif graph_png:
+            write_image(graph_png, draw_dag(list(pipe.steps), edges, labels=commands))
+            click.echo(f"graph -> {graph_png} (a plain drawing: install Graphviz for a clearer one, "
+                       f"apt-get install graphviz)")
         if graph:
             return
 

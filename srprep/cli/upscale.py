@@ -19,8 +19,8 @@ from .common import (batch_option, echo_report, ensemble_options, infer_options_
 @png_level_option()
 @step_options
 @click.pass_obj
-def upscale_cmd(ctx, src: Path, dst: Path, model, arch, scale, trust_checkpoint, tile, overlap, precision, device,
-                self_ensemble, crop_ensemble, chop, batch, png_level, jobs, force, dry_run) -> None:
+def upscale_cmd(ctx, src: Path, dst: Path, model, arch, scale, model_args, trust_checkpoint, tile, overlap, precision,
+                device, self_ensemble, crop_ensemble, chop, batch, png_level, jobs, force, dry_run) -> None:
     """Super-resolve a folder (or store) of LR images with a pretrained network.
 
     SRC is a folder of images, an LMDB store or FILE.h5/FIELD. Writes DST/<key>.png for every image
@@ -38,5 +38,6 @@ def upscale_cmd(ctx, src: Path, dst: Path, model, arch, scale, trust_checkpoint,
     """
     opts = infer_options_from(tile, overlap, self_ensemble, crop_ensemble, precision, chop)
     echo_report(ctx, upscale_store(src, dst, model, arch=arch, scale=scale, opts=opts, device=device,
-                                   trust_checkpoint=trust_checkpoint, png_level=png_level, batch=batch, jobs=jobs,
+                                   trust_checkpoint=trust_checkpoint, model_kwargs=model_args, png_level=png_level,
+                                   batch=batch, jobs=jobs,
                                    force=force, dry_run=dry_run, progress=ctx.progress))

@@ -17,6 +17,11 @@ and image sizes come from file headers), so the file is laid out once, each item
 an item twice (after a resume) overwrites the same bytes. Uncompressed raw datasets are allocated at
 creation (no fill), so writing pixels never changes HDF5's own metadata.
 
+A full disk is found before HDF5 meets it: HDF5 cannot recover from a failed write (its caches stay dirty,
+and the process may crash on exit), so each item is written only when the file system has room for it and
+for what is still unflushed, plus a margin; otherwise the file is flushed and closed intact and the writer
+stops with a one-line error naming it. A truncated file is refused on opening with a one-line error.
+
 HDF5 is not crash-safe: a killed writer can leave metadata half written. So the file is written under a
 temporary name (``data.h5.partial``) and renamed when complete; each batch ends with its done-records
 (key, fingerprint, CRC-32 of every stored value) and an ``H5Fflush``. A resumed writer reopens the partial
@@ -32,6 +37,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,12 +46,12 @@ from typing import Any, Sequence
 import h5py
 import numpy as np
 
-from ..errors import StoreError
+from ..errors import SrprepError, StoreError, write_error
 from ..fingerprint import fingerprint
 from . import images
 from .keys import check_key
 
-__all__ = ["Hdf5Store", "Hdf5Writer", "Hdf5Field", "FORMAT", "PARTIAL_SUFFIX", "fields_of"]
+__all__ = ["Hdf5Store", "Hdf5Writer", "Hdf5Field", "FORMAT", "PARTIAL_SUFFIX", "fields_of", "verify_file"]
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +81,21 @@ def _py(value):
     return value.item() if hasattr(value, "item") else value
 
 
+def _open_error(path, exc: Exception) -> StoreError:
+    text = " ".join(str(exc).split())
+    if "truncated file" in text:
+        return StoreError(f"{path}: truncated HDF5 file ({text.split('truncated file: ', 1)[1].rstrip(')')}); run the "
+                          f"srprep command that wrote it with --force to rebuild it")
+    return StoreError(f"{path}: not an HDF5 file srprep can read ({text})")
+
+
 def fields_of(path: str | os.PathLike) -> list[str]:
     """The field groups of an srprep HDF5 file (e.g. ``["HR", "X2"]``)."""
     try:
         with h5py.File(path, "r") as f:
             return [name for name, obj in f.items() if isinstance(obj, h5py.Group) and "keys" in obj]
     except OSError as exc:
-        raise StoreError(f"{path}: not an HDF5 file srprep can read ({exc})") from exc
+        raise _open_error(path, exc) from exc
 
 
 class Hdf5Store:
@@ -195,6 +209,43 @@ class Hdf5Store:
         return fingerprint([self.fingerprint(), key])
 
 
+def _bad_values(f, rec: dict, rows: dict[str, dict[str, int]]) -> list[tuple[str, str]]:
+    """``(field, key)`` of a done-record's values whose CRC-32 differs from the one recorded."""
+    bad = []
+    for field, entries in rec["crc"].items():
+        g = f[field]
+        layout = _str_attr(g.attrs["layout"])
+        for key, crc in entries:
+            value = g["images"][key][()] if layout == "per-key" else g["images"][rows[field][key]]
+            if _crc(value) != crc:
+                bad.append((field, key))
+    return bad
+
+
+def verify_file(path: str | os.PathLike) -> tuple[int, list[str]]:
+    """Read every value of an srprep HDF5 file and compare it with the CRC-32 its done-record holds.
+
+    Returns:
+        ``(values checked, problems)``, each problem one line naming the file, field and key.
+    """
+    problems, checked = [], 0
+    try:
+        with h5py.File(path, "r") as f:
+            rows = {name: {_str_attr(k): i for i, k in enumerate(g["keys"][()])}
+                    for name, g in f.items() if isinstance(g, h5py.Group) and "keys" in g}
+            last: dict[str, dict] = {}
+            for raw in f[_STATE]["done"][: int(f.attrs.get("done_count", 0))]:
+                rec = json.loads(_str_attr(raw))
+                last[rec["item"]] = rec
+            for rec in last.values():
+                checked += sum(len(e) for e in rec["crc"].values())
+                problems += [f"{path}/{field}: item {key!r}: value changed since it was written (CRC-32)"
+                             for field, key in _bad_values(f, rec, rows)]
+    except OSError as exc:
+        raise _open_error(path, exc) from exc
+    return checked, problems
+
+
 @dataclass(frozen=True)
 class Hdf5Field:
     """One field to write: its group name, keys in row order, their shapes, and attributes."""
@@ -251,6 +302,7 @@ class Hdf5Writer:
         self._discard = False
         self._pending: list[str] = []
         self.pending_bytes = 0
+        self._unflushed = 0  # bytes handed to HDF5 since the last flush (its caches may still hold them)
 
     def __repr__(self) -> str:
         return f"Hdf5Writer({str(self.path)!r})"
@@ -359,23 +411,9 @@ class Hdf5Writer:
             self._discard = True
             return None, {}
 
-    def _read_value(self, f, field: str, key: str):
-        g = f[field]
-        layout = _str_attr(g.attrs["layout"])
-        row = self._rows[field][key]
-        if layout == "stacked":
-            return g["images"][row]
-        if layout == "per-key":
-            return g["images"][key][()]
-        return g["images"][row]
-
     def _verify(self, f, rec: dict) -> bool:
         try:
-            for field, entries in rec["crc"].items():
-                for key, crc in entries:
-                    if _crc(self._read_value(f, field, key)) != crc:
-                        return False
-            return True
+            return not _bad_values(f, rec, self._rows)
         except Exception:  # noqa: BLE001 - unreadable means not done
             return False
 
@@ -414,6 +452,7 @@ class Hdf5Writer:
         for field, recs in records.items():
             if field not in self.fields:
                 raise StoreError(f"{self.path}: no field {field!r} in the layout")
+            self._reserve(sum(memoryview(v).nbytes for _, v, _ in recs))
             g = f[field]
             layout = self._layout_of(self.fields[field])
             entries = []
@@ -426,13 +465,16 @@ class Hdf5Writer:
                     raise StoreError(f"{self.path}/{field}: {key!r} has shape {tuple(shape)}, planned {tuple(planned)}")
                 if layout == "png":
                     arr = np.frombuffer(value, dtype=np.uint8)
-                    g["images"][row] = arr
-                elif layout == "stacked":
-                    arr = np.ascontiguousarray(value).reshape(planned)
-                    g["images"][row] = arr
                 else:
                     arr = np.ascontiguousarray(value).reshape(planned)
-                    g["images"][key][...] = arr
+                self._reserve(arr.nbytes)
+                try:
+                    if layout == "per-key":
+                        g["images"][key][...] = arr
+                    else:
+                        g["images"][row] = arr
+                except (OSError, RuntimeError) as exc:
+                    raise write_error(self.partial, exc) from exc
                 entries.append([key, _crc(arr)])
                 nbytes += arr.nbytes
             crcs[field] = entries
@@ -441,8 +483,29 @@ class Hdf5Writer:
         if autoflush and self.pending_bytes >= self.batch_bytes:
             self.flush()
 
+    def _reserve(self, nbytes: int) -> None:
+        """Make sure the file system has room for ``nbytes`` more (see the module docstring)."""
+        need = self._unflushed + nbytes + (1 << 20) + nbytes // 100
+        if shutil.disk_usage(self.partial.parent).free >= need:
+            self._unflushed += nbytes
+            return
+        self.flush()  # what HDF5 still holds goes to the file now, while there is room for it
+        free = shutil.disk_usage(self.partial.parent).free
+        if free >= nbytes + (1 << 20) + nbytes // 100:
+            self._unflushed += nbytes
+            return
+        self.close()
+        raise SrprepError(f"{self.partial}: cannot write: the disk is full ({free} bytes free, {nbytes} more needed); "
+                          f"free some space and run the same command again to resume")
+
     def flush(self) -> None:
         """Append the pending done-records, update done_count, and flush the file to the OS."""
+        try:
+            self._flush()
+        except (OSError, RuntimeError) as exc:
+            raise write_error(self.partial, exc) from exc
+
+    def _flush(self) -> None:
         f = self._file
         if f is None:
             return
@@ -456,6 +519,7 @@ class Hdf5Writer:
             log.debug("%s: flushed %d items, %d done", self.partial, len(self._pending), n + len(self._pending))
             self._pending, self.pending_bytes = [], 0
         f.flush()
+        self._unflushed = 0
 
     def forget(self, items: Sequence[str]) -> None:
         # Items only go stale when the set of keys changes, and then the layout changes and the file is

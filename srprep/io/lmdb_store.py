@@ -16,9 +16,10 @@ main (unnamed)         ``key`` (UTF-8, no extension) -> the item. ``png``: the b
                        pixels, ``(h, w, c)`` uint8 in C order, no header: reading is a memory copy, no decode.
 ``.index``             ``key`` -> ``b"h,w,c<TAB>item"``: the shape of every key (what raw reading needs) and the
                        source item (image) it was cut from.
-``.done``              ``item`` -> JSON ``{"fp": ..., "keys": [...]}``: the writer's done-records, committed in
-                       the same transaction as the item's data, so a killed writer never leaves a record
-                       without its data or data without a record.
+``.done``              ``item`` -> JSON ``{"fp": ..., "keys": [...], "crc": [...]}``: the writer's done-records
+                       (with the CRC-32 of each key's value as written, which ``srprep verify`` checks),
+                       committed in the same transaction as the item's data, so a killed writer never leaves
+                       a record without its data or data without a record.
 ``.meta``              ``b"store"`` -> JSON: format, version, encoding, png_level, dtype, complete, count,
                        params_fp, content_fp, and what the caller adds (field, scale, convention, source).
 =====================  =======================================================================================
@@ -28,6 +29,15 @@ key may (:func:`srprep.io.keys.check_key`), so they never collide with items, an
 keys from ``meta_info.txt``, never sees them. With PNG encoding the LMDB is what BasicSR's
 ``create_lmdb.py`` makes, so ``PairedImageDataset`` with ``io_backend: lmdb`` reads a pair of them as is
 (the LR store uses the HR keys, as BasicSR expects).
+
+Whole or damaged: before an environment is opened, its two meta pages (the first 8 KiB of ``data.mdb``) are
+read and the file must hold every page the newer one refers to (:func:`check_lmdb_file`). A truncated file
+would otherwise be mapped and read past its end, which kills the process with SIGBUS and no message; a file
+whose meta pages are not LMDB's is refused the same way, as one line naming it.
+
+Creating: the sub-databases and the ``.meta`` record are created in the environment's first transaction,
+so a kill at any moment leaves either an environment with no entries at all (taken over by the next run)
+or one that says it is srprep's; a half-created store is never taken for a foreign LMDB.
 
 Writing: one process writes (the runner's parent); workers decode, crop and encode and hand over records.
 The map size is computed from the data the caller plans to write and grown when LMDB still reports
@@ -45,18 +55,20 @@ import json
 import logging
 import os
 import shutil
+import struct
+import zlib
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import lmdb
 import numpy as np
 
-from ..errors import StoreError
+from ..errors import StoreError, write_error
 from ..fingerprint import files_fingerprint, fingerprint
 from . import images
 from .keys import check_key
 
-__all__ = ["LmdbStore", "LmdbWriter", "map_size_for", "FORMAT", "META_INFO"]
+__all__ = ["LmdbStore", "LmdbWriter", "map_size_for", "check_lmdb_file", "value_crc", "FORMAT", "META_INFO"]
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +106,55 @@ def _is_lmdb(path: Path) -> bool:
     return path.is_dir() and (path / "data.mdb").is_file()
 
 
+_MAGIC = 0xBEEFC0DE
+# Offsets in a meta page of a 64-bit LMDB (liblmdb 0.9, as py-lmdb bundles it): a 16-byte page header, then
+# MDB_meta: magic, version (u32 each), address, map size, two MDB_db records of 48 bytes (the first one's
+# leading u32 holds the page size), last used page and transaction id (u64 each).
+_META_MAGIC, _META_PSIZE, _META_LAST_PG = 16, 40, 136
+
+
+def check_lmdb_file(path: str | os.PathLike) -> dict:
+    """Check that ``NAME.lmdb/data.mdb`` holds every page its header refers to, without mapping it.
+
+    Returns:
+        ``{"page_size", "last_page", "txnid", "bytes"}`` of the newer meta page.
+
+    Raises:
+        StoreError: no LMDB meta pages (not an LMDB, or a damaged header), or a file shorter than the pages
+            its header says are in use (truncated): reading it would crash the process with SIGBUS.
+    """
+    data_file = Path(path) / "data.mdb"
+    try:
+        size = data_file.stat().st_size
+        with open(data_file, "rb") as fh:
+            head = fh.read(_META_PSIZE + 4)
+            metas = []
+            if len(head) == _META_PSIZE + 4 and struct.unpack_from("<I", head, _META_MAGIC)[0] == _MAGIC:
+                psize = struct.unpack_from("<I", head, _META_PSIZE)[0]
+                if psize >= 512 and psize & (psize - 1) == 0:
+                    for page in (0, 1):
+                        fh.seek(page * psize)
+                        raw = fh.read(_META_LAST_PG + 16)
+                        if len(raw) == _META_LAST_PG + 16 and struct.unpack_from("<I", raw, _META_MAGIC)[0] == _MAGIC:
+                            metas.append(struct.unpack_from("<QQ", raw, _META_LAST_PG))
+    except OSError as exc:
+        raise StoreError(f"{data_file}: cannot read ({exc.strerror or exc})") from exc
+    if len(metas) < 2:
+        raise StoreError(f"{data_file}: damaged LMDB (its header is not an LMDB header); delete the store or run "
+                         f"the srprep command that wrote it with --force")
+    last_page, txnid = max(metas, key=lambda m: m[1])
+    need = (last_page + 1) * psize
+    if size < need:
+        raise StoreError(f"{data_file}: truncated LMDB ({size} bytes, its header needs {need}); delete the store or "
+                         f"run the srprep command that wrote it with --force")
+    return {"page_size": psize, "last_page": last_page, "txnid": txnid, "bytes": size}
+
+
+def value_crc(value) -> int:
+    """CRC-32 of a stored value (PNG bytes or raw pixels), as the done-records keep it."""
+    return zlib.crc32(memoryview(value).cast("B")) & 0xFFFFFFFF
+
+
 # py-lmdb refuses to open one environment twice in a process, so every LmdbStore of a path shares one
 # read-only handle per process: {(real path, readahead): (pid, env)}.
 _READERS: dict[tuple[str, bool], tuple[int, Any]] = {}
@@ -105,7 +166,11 @@ def _reader_env(path: Path, readahead: bool):
     if entry is None or entry[0] != os.getpid():
         # After a fork the parent's handle must not be used (LMDB forbids it); the child opens its own.
         _release(path)
-        env = lmdb.open(str(path), readonly=True, lock=False, readahead=readahead, max_dbs=_MAX_DBS, subdir=True)
+        check_lmdb_file(path)
+        try:
+            env = lmdb.open(str(path), readonly=True, lock=False, readahead=readahead, max_dbs=_MAX_DBS, subdir=True)
+        except lmdb.Error as exc:
+            raise StoreError(f"{path}: unreadable LMDB ({type(exc).__name__}: {exc})") from exc
         _READERS[key] = entry = (os.getpid(), env)
     return entry[1]
 
@@ -288,6 +353,28 @@ class LmdbStore:
         with self._env().begin() as txn:
             return bytes(self._get(txn, key))
 
+    def verify(self) -> tuple[int, list[str]]:
+        """Read every value and compare it with the CRC-32 its done-record kept (stores written by srprep).
+
+        Returns:
+            ``(values checked, problems)``, each problem one line naming the store and key.
+        """
+        db = self._db(_DONE)
+        if db is None:
+            return 0, []  # a BasicSR store: nothing was recorded to compare with
+        checked, problems = 0, []
+        with self._env().begin(buffers=True) as txn:
+            for _, v in txn.cursor(db=db):
+                rec = json.loads(bytes(v))
+                for key, crc in zip(rec["keys"], rec.get("crc", [])):
+                    buf = txn.get(key.encode())
+                    checked += 1
+                    if buf is None:
+                        problems.append(f"{self.path}: item {key!r} is missing")
+                    elif value_crc(buf) != crc:
+                        problems.append(f"{self.path}: item {key!r}: value changed since it was written (CRC-32)")
+        return checked, problems
+
     # ------------------------------------------------------------------ fingerprints
 
     def _load_done(self) -> dict[str, str]:
@@ -361,35 +448,81 @@ class LmdbWriter:
         if self._env is not None:
             return self._env, False
         _release(self.path)
-        return lmdb.open(str(self.path), readonly=True, lock=False, max_dbs=_MAX_DBS), True
+        check_lmdb_file(self.path)
+        try:
+            return lmdb.open(str(self.path), readonly=True, lock=False, max_dbs=_MAX_DBS), True
+        except lmdb.Error as exc:
+            raise StoreError(f"{self.path}: unreadable LMDB ({type(exc).__name__}: {exc}); run the srprep command "
+                             f"that wrote it with --force to rebuild it") from exc
 
-    def _check_ours(self) -> None:
+    def _state(self) -> str:
+        """"none" (no store), "blank" (an environment with no entries: a creation that was interrupted),
+        "ours" (srprep's), "foreign" (another program's LMDB) or "damaged" (header unreadable or truncated)."""
         if self.path.exists() and not self.path.is_dir():
             raise StoreError(f"{self.path}: exists and is not an LMDB folder; remove it or choose another destination")
-        if _is_lmdb(self.path):
+        if not _is_lmdb(self.path):
+            return "none"
+        if (self.path / "data.mdb").stat().st_size == 0:
+            return "blank"  # killed before LMDB wrote its first pages
+        try:
             env, temporary = self._peek()
+        except StoreError:
+            return "damaged"
+        try:
+            if env.stat()["entries"] == 0:
+                return "blank"
             try:
-                try:
-                    env.open_db(_META, create=False)
-                except lmdb.NotFoundError:
-                    raise StoreError(f"{self.path}: an LMDB that srprep did not write; remove it or choose "
-                                     f"another destination (srprep never overwrites it)") from None
-            finally:
-                if temporary:
-                    env.close()
+                env.open_db(_META, create=False)
+            except lmdb.NotFoundError:
+                return "foreign"
+            return "ours"
+        finally:
+            if temporary:
+                env.close()
+
+    def _check_ours(self, *, allow_damaged: bool = False) -> str:
+        """The store's :meth:`_state`, refusing a foreign LMDB (and a damaged one unless allowed)."""
+        state = self._state()
+        if state == "foreign":
+            raise StoreError(f"{self.path}: an LMDB that srprep did not write; remove it or choose "
+                             f"another destination (srprep never overwrites it)")
+        if state == "damaged" and not allow_damaged:
+            self._peek()  # raises the one-line reason
+        return state
 
     def _open(self):
         if self._env is None:
             _release(self.path)
-            self.path.mkdir(parents=True, exist_ok=True)
-            used = (self.path / "data.mdb").stat().st_size if (self.path / "data.mdb").exists() else 0
-            self._env = lmdb.open(str(self.path), map_size=max(self.map_size, used + self.map_size // 4),
-                                  max_dbs=_MAX_DBS, subdir=True, readahead=False)
-            self._dbs = {name: self._env.open_db(name, create=True) for name in (_INDEX, _DONE, _META)}
-            with self._env.begin() as txn:
-                raw = txn.get(_META_KEY, db=self._dbs[_META])
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+                used = 0
+                if (self.path / "data.mdb").exists() and (self.path / "data.mdb").stat().st_size:
+                    used = check_lmdb_file(self.path)["bytes"]
+                self._env = lmdb.open(str(self.path), map_size=max(self.map_size, used + self.map_size // 4),
+                                      max_dbs=_MAX_DBS, subdir=True, readahead=False)
+                # Every sub-database and the metadata record in the first transaction: a store is either
+                # empty or recognisably srprep's, whenever a kill lands.
+                with self._env.begin(write=True) as txn:
+                    self._dbs = {name: self._env.open_db(name, txn=txn, create=True) for name in (_INDEX, _DONE, _META)}
+                    raw = txn.get(_META_KEY, db=self._dbs[_META])
+                    if raw is None:
+                        txn.put(_META_KEY, json.dumps({"format": FORMAT, "version": VERSION, "complete": False})
+                                .encode(), db=self._dbs[_META])
+            except lmdb.Error as exc:
+                self._close_env()
+                raise write_error(self.path / "data.mdb", exc, "cannot create the LMDB") from exc
+            except OSError as exc:
+                self._close_env()
+                raise write_error(self.path, exc, "cannot create the LMDB") from exc
             self._meta = json.loads(raw) if raw else {}
         return self._env
+
+    def _close_env(self) -> None:
+        if self._env is not None:
+            try:
+                self._env.close()
+            finally:
+                self._env, self._dbs = None, {}
 
     def _put_meta(self, **updates) -> None:
         self._open()
@@ -400,9 +533,11 @@ class LmdbWriter:
     # ------------------------------------------------------------------ ledger side
 
     def load(self) -> tuple[str | None, dict[str, tuple[str, list[str]]]]:
-        """(params fingerprint the store was written under or None, {item: (fingerprint, keys)}). Read-only."""
-        self._check_ours()
-        if not _is_lmdb(self.path):
+        """(params fingerprint the store was written under or None, {item: (fingerprint, keys)}). Read-only.
+
+        Raises:
+            StoreError: another program's LMDB, or a damaged one (``reset`` deletes a damaged store)."""
+        if self._check_ours() in ("none", "blank"):
             return None, {}
         env, temporary = self._peek()
         try:
@@ -420,9 +555,15 @@ class LmdbWriter:
         return meta.get("params_fp"), done
 
     def reset(self) -> None:
-        """Delete the store (LMDB files never shrink, so starting over means a new environment)."""
-        self.close()
-        self._check_ours()
+        """Delete the store (LMDB files never shrink, so starting over means a new environment).
+
+        A damaged store (truncated, unreadable header) is deleted too: this is how ``--force`` rebuilds it.
+        Another program's LMDB is refused."""
+        try:
+            self.close()
+        except StoreError:
+            self._close_env()
+        self._check_ours(allow_damaged=True)
         if self.path.exists():
             shutil.rmtree(self.path)
 
@@ -475,6 +616,9 @@ class LmdbWriter:
                 new = max(2 * old, old + 2 * nbytes + _MIN_MAP)
                 log.info("%s: map full at %.1f GiB, growing to %.1f GiB", self.path, old / 2**30, new / 2**30)
                 env.set_mapsize(new)
+            except lmdb.Error as exc:
+                # The transaction was aborted: the store still holds exactly what was committed before.
+                raise write_error(self.path / "data.mdb", exc) from exc
 
     def flush(self) -> None:
         """Commit every queued item with its done-record in one transaction."""
@@ -493,11 +637,13 @@ class LmdbWriter:
                     for k in set(json.loads(bytes(old))["keys"]) - set(keys):
                         txn.delete(k.encode(), db=main)
                         txn.delete(k.encode(), db=index)
+                crcs = []
                 for key, value, shape in records:
                     kb = key.encode()
                     txn.put(kb, value, db=main)
                     txn.put(kb, _shape_bytes(shape) + b"\t" + ib, db=index)
-                txn.put(ib, json.dumps({"fp": item_fp, "keys": keys}).encode(), db=done)
+                    crcs.append(value_crc(value))
+                txn.put(ib, json.dumps({"fp": item_fp, "keys": keys, "crc": crcs}).encode(), db=done)
 
         self._retry_full(body, nbytes)
         log.debug("%s: committed %d items (%.1f MiB)", self.path, len(batch), nbytes / 2**20)
@@ -541,11 +687,22 @@ class LmdbWriter:
                             "look up (e.g. %s)", self.path, len(odd), odd[:3])
             text = "".join(f"{k}.png ({s}) {self.png_level}\n" for k, s in shapes)
             tmp = self.path / f".{META_INFO}.tmp"
-            tmp.write_text(text)
-            os.replace(tmp, self.path / META_INFO)
+            try:
+                tmp.write_text(text)
+                os.replace(tmp, self.path / META_INFO)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                raise write_error(self.path / META_INFO, exc) from exc
         self._put_meta(complete=True, count=len(shapes), content_fp=fingerprint(items), **info)
-        env.sync(True)
+        try:
+            env.sync(True)
+        except lmdb.Error as exc:
+            raise write_error(self.path / "data.mdb", exc) from exc
         return dict(self._meta)
+
+    def files(self) -> list[Path]:
+        """The store's files whose sizes prove it whole (``data.mdb``, and ``meta_info.txt`` if any)."""
+        return [p for p in (self.path / "data.mdb", self.path / META_INFO) if p.is_file()]
 
     def commit(self) -> None:
         self.flush()
@@ -556,5 +713,4 @@ class LmdbWriter:
             try:
                 self.flush()
             finally:
-                self._env.close()
-                self._env, self._dbs = None, {}
+                self._close_env()

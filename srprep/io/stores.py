@@ -216,6 +216,12 @@ def open_store(path: str | os.PathLike, *, scale: float | None = None, naming: s
                      f"HDF5 file)")
 
 
+def store_location(store) -> Path | None:
+    """Where a store lives on disk: a folder store's folder, an LMDB folder, an HDF5 file or a view folder."""
+    where = getattr(store, "root", None) or getattr(store, "path", None)
+    return Path(where) if where is not None else None
+
+
 def paired_keys(stores: dict[str, Store], *, allow_missing: bool = False) -> list[str]:
     """Keys present in every store of a paired dataset (by key, never by sorted order).
 

@@ -10,6 +10,9 @@ name                      network
 ``rrdbnet``               ESRGAN generator (alias ``esrgan``)
 ``imdn``                  IMDN
 ``rcan``                  RCAN
+``carn``                  CARN; ``carn_m`` CARN-M (official multi-scale files: one network, ``--scale`` picks)
+``pan``                   PAN
+``fsrcnn``, ``srcnn``     Y-channel networks (RGB in and out; CbCr enlarged by Pillow's bicubic, as their authors)
 ========================  ================================================================
 
 All networks take float NCHW RGB in [0, 1] and return [0, 1]-range output (not clamped).
@@ -24,22 +27,29 @@ from srprep.models.registry import (
 )
 
 # Architecture modules: imported for their @register_model side effect.
+from srprep.models.carn import CARN
 from srprep.models.edsr import EDSR
 from srprep.models.imdn import IMDN
 from srprep.models.msrresnet import MSRResNet
+from srprep.models.pan import PAN
 from srprep.models.rcan import RCAN
 from srprep.models.rrdbnet import RRDBNet
+from srprep.models.ychannel import FSRCNN, SRCNN
 
 from srprep.models.pretrained import PretrainedInfo, infer_architecture, load_pretrained, save_checkpoint
 
 __all__ = [
+    "CARN",
     "EDSR",
+    "FSRCNN",
     "IMDN",
     "MSRResNet",
+    "PAN",
     "ModelEntry",
     "PretrainedInfo",
     "RCAN",
     "RRDBNet",
+    "SRCNN",
     "count_parameters",
     "create_model",
     "get_entry",

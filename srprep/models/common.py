@@ -144,3 +144,22 @@ def scale_from_shuffle_convs(out_channels: Sequence[int], num_feats: int) -> int
             return None
         total *= factor
     return total if out_channels else None
+
+
+def rgb_range_from_mean_shift(state: Mapping[str, Any], key: str = "sub_mean.bias") -> float | None:
+    """The ``rgb_range`` an EDSR-PyTorch-style network was trained with, read from its input mean shift.
+
+    EDSR-PyTorch stores ``sub_mean.bias = -rgb_range * DIV2K mean`` (std 1), so the bias says whether the
+    network works in [0, 1] or [0, 255] (its ``--rgb_range``). Returns None when ``key`` is absent; raises
+    :class:`SrprepError` for a bias that is not a multiple of the DIV2K mean (another mean: not readable).
+    """
+    if key not in state or state[key].is_meta:  # meta tensors (shape-only models) hold no values
+        return None
+    bias = state[key].detach().double().cpu()
+    ratio = -bias / torch.tensor(DIV2K_RGB_MEAN, dtype=torch.float64)
+    value = float(ratio.mean())
+    if value <= 0 or float((ratio - value).abs().max()) > 1e-4 * value:
+        raise SrprepError(f"cannot read rgb_range from {key} = {bias.tolist()}: not -rgb_range x the DIV2K mean "
+                          f"{DIV2K_RGB_MEAN}")
+    nearest = round(value)
+    return float(nearest) if nearest and abs(value - nearest) < 1e-4 * value else value

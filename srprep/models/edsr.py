@@ -19,10 +19,12 @@ from srprep.models.common import (
     PixelShuffleUpsampler,
     conv3x3,
     key_indices,
+    rgb_range_from_mean_shift,
     scale_from_shuffle_convs,
     shape_of,
     upsample_factors,
 )
+from srprep.errors import SrprepError
 from srprep.models.registry import register_model
 
 
@@ -45,7 +47,8 @@ class EDSR(nn.Module):
     Input/output: float NCHW RGB in [0, 1] (output not clamped). Internally the network works in
     [0, rgb_range] with the DIV2K mean subtracted, as the official weights expect (rgb_range 255).
     Defaults are the baseline model; the paper model is ``num_blocks=32, num_feats=256, res_scale=0.1``
-    (also registered as ``edsr_paper``).
+    (also registered as ``edsr_paper``). ``rgb_range`` 1 is EDSR-PyTorch's ``--rgb_range 1`` (the network
+    works in [0, 1]). ``res_scale=None`` means "not known" and is refused with a message saying what to pass.
     """
 
     def __init__(
@@ -53,12 +56,17 @@ class EDSR(nn.Module):
         scale: int = 2,
         num_blocks: int = 16,
         num_feats: int = 64,
-        res_scale: float = 1.0,
+        res_scale: Optional[float] = 1.0,
         rgb_range: float = 255.0,
         rgb_mean: Sequence[float] = DIV2K_RGB_MEAN,
     ) -> None:
         super().__init__()
         upsample_factors(scale)  # validate early with a clear message
+        if res_scale is None:
+            raise SrprepError(
+                f"EDSR {num_blocks}x{num_feats}: res_scale is not stored in the weights; give it (model argument "
+                "res_scale, e.g. --model-arg res_scale=0.1 for the paper's 32x256 models, 1 for models trained "
+                "with EDSR-PyTorch's default)")
         self.scale = scale
         self.rgb_range = float(rgb_range)
         self.arch_kwargs = dict(num_blocks=num_blocks, num_feats=num_feats, res_scale=res_scale,
@@ -81,10 +89,12 @@ class EDSR(nn.Module):
 
     @staticmethod
     def infer_config(state: Mapping[str, Any]) -> Optional[dict]:
-        """Recognise an EDSR key layout; returns ``{"scale", "num_blocks", "num_feats", "res_scale"}`` or None.
+        """Recognise an EDSR key layout; returns ``{"scale", "num_blocks", "num_feats", ...}`` or None.
 
-        ``res_scale`` leaves no trace in the weights: 0.1 is assumed for 256-feature models (the paper's
-        setting, needed for training stability at that width) and 1.0 otherwise.
+        ``rgb_range`` is read from ``sub_mean.bias`` (1 or 255; absent keys leave the default 255).
+        ``res_scale`` leaves no trace in the weights and is not guessed: up to 128 features it is EDSR-PyTorch's
+        default 1 (what its baseline models used); wider models (the paper's 256 used 0.1, but a model trained
+        with the default has 1) get None, which the constructor refuses unless the caller gives the value.
         """
         if "head.0.weight" not in state or "body.0.body.0.weight" not in state:
             return None
@@ -99,8 +109,12 @@ class EDSR(nn.Module):
         scale = scale_from_shuffle_convs([shape_of(state, f"tail.0.{i}.weight")[0] for i in ups], num_feats)
         if scale is None:
             return None
-        return dict(scale=scale, num_blocks=len(blocks), num_feats=num_feats,
-                    res_scale=0.1 if num_feats >= 256 else 1.0)
+        config = dict(scale=scale, num_blocks=len(blocks), num_feats=num_feats,
+                      res_scale=1.0 if num_feats <= 128 else None)
+        rgb_range = rgb_range_from_mean_shift(state)
+        if rgb_range is not None:
+            config["rgb_range"] = rgb_range
+        return config
 
 
 @register_model("edsr_baseline")

@@ -6,9 +6,14 @@ Recognised containers (detected from the file's content, not its name):
 * BasicSR ``.pth``: ``{"params_ema": ..., "params": ...}`` (``params_ema`` preferred: the EMA weights are the
   ones BasicSR evaluates and publishes);
 * official EDSR-PyTorch / RCAN ``.pt``: plain state dicts with ``sub_mean.*``, ``head.0.*``, ``body.*``, ``tail.*``;
+* other programs' key names for srprep's networks (BasicSR's EDSR and RCAN, the Reflash Dropout SRResNets):
+  recognised and renamed by :mod:`srprep.models.layouts`;
 * any plain state dict, also wrapped as ``{"state_dict": ...}``, with ``module.`` (DataParallel) or
   ``_orig_mod.`` (torch.compile) prefixes stripped;
 * ``.safetensors`` files (needs the optional ``safetensors`` package).
+
+Architectures srprep has no code for load through the optional spandrel backend
+(:mod:`srprep.models.spandrel_backend`), from the same safely read tensors.
 
 Pickled files are always read with ``torch.load(..., weights_only=True)``, which cannot run code from the file;
 a checkpoint that pickles other objects is refused unless the caller passes ``trust_checkpoint=True``
@@ -17,9 +22,11 @@ a checkpoint that pickles other objects is refused unless the caller passes ``tr
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import pickle
+import re
 import struct
 import tempfile
 from dataclasses import dataclass, field
@@ -29,8 +36,11 @@ from typing import Any, Mapping, Optional, Union
 import torch
 from torch import nn
 
-from srprep.errors import SrprepError
+from srprep.errors import SrprepError, write_error
+from srprep.models import layouts
+from srprep.models import spandrel_backend
 from srprep.models.registry import create_model, get_entry, iter_entries
+from srprep.models.user import is_user_spec
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +59,8 @@ class PretrainedInfo:
     ``source_format`` is one of ``"srprep"``, ``"basicsr:params_ema"``, ``"basicsr:params"``, ``"edsr-pytorch"``,
     ``"state_dict"``, ``"safetensors"``, ``"pickled-module"``; ``stripped_prefix`` is the wrapper prefix removed
     from every key (e.g. ``"module."``) or ``""``. ``config`` is the training config stored in srprep checkpoints.
+    ``key_layout`` names the foreign key layout the weights were renamed from (see :mod:`srprep.models.layouts`)
+    or is ``""``.
     """
 
     arch: str
@@ -59,6 +71,7 @@ class PretrainedInfo:
     path: str = ""
     stripped_prefix: str = ""
     config: Optional[dict] = field(default=None, repr=False)
+    key_layout: str = ""
 
 
 # --- reading ------------------------------------------------------------------------------------------------
@@ -100,15 +113,39 @@ def _read_safetensors(path: Path) -> tuple[dict, dict]:
     return tensors, metadata
 
 
+def _json_metadata(text: str, path: Path) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise SrprepError(f"{path}: safetensors metadata 'kwargs' is not a JSON object")
+    return value
+def _unsafe_global(path: Path, message: str) -> str | None:
+    """The first Python global a checkpoint's pickle names that the weights-only reader refuses, or None.
+
+    Asked of torch (it lists them without running anything) where it can; otherwise read from its error
+    message, whose wording changed between releases."""
+    lister = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", None)
+    if lister is not None:
+        try:
+            names = lister(path)
+            if names:
+                return names[0]
+        except Exception:  # noqa: BLE001 - fall back to the message
+            pass
+    m = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+)", message)
+    return m.group(1) if m else None
+
+
 def _read_pickle(path: Path, trust_checkpoint: bool) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         message = str(exc)
         if not trust_checkpoint:
-            marker = "Unsupported global: GLOBAL "
-            if marker in message:
-                name = message.split(marker, 1)[1].split()[0]
+            name = _unsafe_global(path, message)
+            if name:
                 raise SrprepError(
                     f"{path}: the checkpoint pickles a Python object ({name}), not just tensors; loading it "
                     "would run code from the file. If you trust its source, pass --trust-checkpoint "
@@ -175,8 +212,10 @@ def _strip_wrapper_prefixes(state: dict) -> tuple[dict, str]:
 # --- architecture inference -----------------------------------------------------------------------------------
 
 
-def infer_architecture(state: Mapping[str, Any]) -> tuple[str, int, dict]:
+def infer_architecture(state: Mapping[str, Any]) -> tuple[str, Optional[int], dict]:
     """(arch, scale, constructor kwargs) of a state dict, from its key names and tensor shapes.
+
+    ``scale`` is None when the weights do not record it (multi-scale CARN files, FSRCNN, SRCNN, PAN x2/x3).
 
     Raises :class:`SrprepError` if no registered architecture recognises the keys.
     """
@@ -186,8 +225,8 @@ def infer_architecture(state: Mapping[str, Any]) -> tuple[str, int, dict]:
         config = entry.infer(state)
         if config is not None:
             config = dict(config)
-            scale = int(config.pop("scale"))
-            return entry.name, scale, config
+            scale = config.pop("scale")
+            return entry.name, None if scale is None else int(scale), config
     sample = ", ".join(list(state)[:_SHOW])
     known = ", ".join(e.name for e in iter_entries() if e.infer is not None and e.alias_of is None)
     raise SrprepError(
@@ -231,7 +270,9 @@ def load_pretrained(
 
     Args:
         path: checkpoint file (any format listed in this module's docstring).
-        arch: registry name (see :func:`srprep.models.list_models`); inferred from the keys when None.
+        arch: registry name (see :func:`srprep.models.list_models`) or a user network spec (imported:
+            :mod:`srprep.models.user`); inferred from the keys when None. A checkpoint saved from a user
+            network is refused without ``arch``: a file never chooses the code that is imported.
         scale: upscaling factor; inferred when None. A value that contradicts the weights is an error.
         trust_checkpoint: allow full unpickling (``weights_only=False``) for files that need it.
         device: where the returned model lives.
@@ -255,25 +296,40 @@ def load_pretrained(
             meta["arch"] = st_meta["arch"]
         if "scale" in st_meta and st_meta["scale"].isdigit():
             meta["scale"] = int(st_meta["scale"])
+        if "kwargs" in st_meta:
+            meta["kwargs"] = _json_metadata(st_meta["kwargs"], path)
     else:
         state, fmt, meta = _unwrap(_read_pickle(path, trust_checkpoint), path)
     state, stripped = _strip_wrapper_prefixes(state)
     if fmt == "state_dict" and "sub_mean.weight" in state and "head.0.weight" in state:
         fmt = "edsr-pytorch"
+    state, layout = layouts.to_srprep(state)
 
     arch_name = arch or meta.get("arch")
+    if arch is None and arch_name is not None and is_user_spec(arch_name):
+        # the file names code; srprep imports code only when the user names it
+        raise SrprepError(f"{path}: saved from the network {arch_name!r}, which is not part of srprep; pass it "
+                          f"yourself (--arch {arch_name}, or model.name) to import that code, if you trust it")
     if arch_name is None:
-        arch_name, found_scale, kwargs = infer_architecture(state)
-    else:
+        try:
+            arch_name, found_scale, kwargs = infer_architecture(state)
+        except SrprepError as unknown:  # no srprep architecture knows the keys: the optional spandrel backend may
+            arch_name = spandrel_backend.recognise(state, unknown)
+    elif not spandrel_backend.is_spandrel_arch(arch_name):
         entry = get_entry(arch_name)
         arch_name = entry.name
         config = entry.infer(state) if entry.infer is not None else None
         if config is not None:
             config = dict(config)
-            found_scale = int(config.pop("scale"))
+            found_scale = config.pop("scale")
             kwargs = config
         else:
             found_scale, kwargs = None, {}
+    if spandrel_backend.is_spandrel_arch(arch_name):
+        model, arch_name, built_scale = spandrel_backend.build(state, arch_name, scale, path)
+        return model.to(device).eval(), PretrainedInfo(
+            arch=arch_name, scale=built_scale, kwargs={}, source_format=fmt, sha256=file_sha256(path),
+            path=str(path), stripped_prefix=stripped)
     if meta.get("kwargs"):
         kwargs = {**kwargs, **meta["kwargs"]}
     if found_scale is None:
@@ -281,16 +337,19 @@ def load_pretrained(
     if scale is not None and found_scale is not None and int(scale) != int(found_scale):
         raise SrprepError(f"{path}: the weights are for x{found_scale}, but x{scale} was requested")
     if scale is None and found_scale is None:
-        raise SrprepError(f"{path}: cannot tell the scale of this {arch_name} checkpoint; pass it explicitly")
+        raise SrprepError(f"{path}: the {arch_name} weights do not record their scale (one file for several "
+                          "scales, or the same shapes at every scale); pass it explicitly (--scale)")
     final_scale = int(scale if scale is not None else found_scale)
     kwargs = {**kwargs, **dict(model_kwargs or {})}
 
     model = create_model(arch_name, scale=final_scale, **kwargs)
+    if layout is not None:
+        state = layout.complete(state, model)
     problems = _mismatch_report(model, state)
     if problems:
         try:
             other, other_scale, _ = infer_architecture(state)
-            hint = f" (the keys look like {other} x{other_scale})"
+            hint = f" (the keys look like {other}{f' x{other_scale}' if other_scale else ''})"
         except SrprepError:
             hint = ""
         raise SrprepError(f"{path}: weights do not fit {arch_name} x{final_scale} {kwargs}: {problems}{hint}")
@@ -299,6 +358,7 @@ def load_pretrained(
     info = PretrainedInfo(
         arch=arch_name, scale=final_scale, kwargs=kwargs, source_format=fmt, sha256=file_sha256(path),
         path=str(path), stripped_prefix=stripped, config=meta.get("config"),
+        key_layout=layout.name if layout is not None else "",
     )
     log.info("loaded %s x%d from %s (%s, sha256 %s)", arch_name, final_scale, path, fmt, info.sha256[:12])
     return model, info
@@ -358,8 +418,10 @@ def save_torch_atomic(path: str | os.PathLike, payload) -> Path:
         with os.fdopen(fd, "wb") as fh:
             torch.save(payload, fh)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, (OSError, RuntimeError)):  # torch reports a failed write as a RuntimeError
+            raise write_error(path, exc, "cannot write the checkpoint") from exc
         raise
     return path

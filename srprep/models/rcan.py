@@ -23,6 +23,7 @@ from srprep.models.common import (
     channel_gate,
     conv3x3,
     key_indices,
+    rgb_range_from_mean_shift,
     scale_from_shuffle_convs,
     shape_of,
     upsample_factors,
@@ -97,7 +98,8 @@ class RCAN(nn.Module):
 
     @staticmethod
     def infer_config(state: Mapping[str, Any]) -> Optional[dict]:
-        """Recognise the RCAN key layout; returns ``{"scale", "num_groups", "num_blocks", ...}`` or None."""
+        """Recognise the RCAN key layout; returns ``{"scale", "num_groups", "num_blocks", ...}`` or None
+        (``rgb_range`` read from ``sub_mean.bias`` as for EDSR)."""
         if "head.0.weight" not in state or "body.0.body.0.body.3.conv_du.0.weight" not in state:
             return None
         num_feats = shape_of(state, "head.0.weight")[0]
@@ -108,5 +110,9 @@ class RCAN(nn.Module):
         scale = scale_from_shuffle_convs([shape_of(state, f"tail.0.{i}.weight")[0] for i in ups], num_feats)
         if scale is None or not groups or not blocks:
             return None
-        return dict(scale=scale, num_groups=len(groups), num_blocks=len(blocks), num_feats=num_feats,
-                    reduction=num_feats // squeeze)
+        config = dict(scale=scale, num_groups=len(groups), num_blocks=len(blocks), num_feats=num_feats,
+                      reduction=num_feats // squeeze)
+        rgb_range = rgb_range_from_mean_shift(state)
+        if rgb_range is not None:
+            config["rgb_range"] = rgb_range
+        return config

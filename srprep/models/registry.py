@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping, Optional
 from torch import nn
 
 from srprep.errors import SrprepError
+from srprep.models.user import is_user_spec, load_user_factory
 
 # An inferer looks at a state dict (already stripped of wrapper prefixes) and returns
 # ``{"scale": s, **kwargs}`` if the keys are this architecture's layout, else None.
@@ -68,11 +69,18 @@ def list_models() -> list[str]:
 
 
 def get_entry(name: str) -> ModelEntry:
-    """The registry row for ``name``; raises :class:`SrprepError` listing the known names if absent."""
+    """The registry row for ``name``; raises :class:`SrprepError` listing the known names if absent.
+
+    A user network spec (``"package.module:Class"``, ``"path/file.py:Class"``, see :mod:`srprep.models.user`)
+    gets a row of its own, built on the spot: this imports the user's module (runs its code).
+    """
+    if is_user_spec(name):
+        return ModelEntry(name, load_user_factory(name), description="user network")
     try:
         return _REGISTRY[name.lower()]
     except KeyError:
-        raise SrprepError(f"unknown model {name!r}; known models: {', '.join(list_models())}") from None
+        raise SrprepError(f"unknown model {name!r}; known models: {', '.join(list_models())}, or a network of "
+                          f"your own as package.module:Class or path/to/file.py:Class") from None
 
 
 def iter_entries() -> list[ModelEntry]:

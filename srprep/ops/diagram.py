@@ -43,3 +43,42 @@ def draw_dag(nodes: list[str], edges: list[tuple[str, str]], *, labels: dict[str
         if n in labels:
             cv2.putText(img, labels[n][:30], (x + 8, y + 38), font, 0.45, (70, 70, 70), 1, cv2.LINE_AA)
     return img
+
+
+def dag_dot(nodes: list[str], edges: list[tuple[str, str]], *, labels: dict[str, str] | None = None,
+            notes: dict[str, str] | None = None, title: str = "") -> str:
+    """The same graph as Graphviz DOT text (top to bottom), for ``dot -Tpng`` / ``-Tsvg`` or any DOT viewer.
+
+    Each node shows its name in bold, ``labels[name]`` (e.g. the command) and ``notes[name]`` (e.g. the
+    description, or the output folder) below it.
+
+    >>> print(dag_dot(["a", "b"], [("a", "b")], labels={"b": "pack"}))  # doctest: +NORMALIZE_WHITESPACE
+    digraph pipeline {
+      rankdir=TB; node [shape=box, style="rounded,filled", fillcolor="#E1EBFA", color="#28468C", fontname="Helvetica"];
+      edge [color="#5A5A5A"];
+      "a" [label=<<b>a</b>>];
+      "b" [label=<<b>b</b><br/><font point-size="10">pack</font>>];
+      "a" -> "b";
+    }
+    """
+    labels, notes = labels or {}, notes or {}
+
+    def html(text: str) -> str:
+        return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+    def quoted(name: str) -> str:
+        return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = ["digraph pipeline {"]
+    if title:
+        lines.append(f'  label=<{html(title)}>; labelloc=t; fontname="Helvetica";')
+    lines.append('  rankdir=TB; node [shape=box, style="rounded,filled", fillcolor="#E1EBFA", color="#28468C", '
+                 'fontname="Helvetica"];')
+    lines.append('  edge [color="#5A5A5A"];')
+    for n in nodes:
+        parts = [f"<b>{html(n)}</b>"]
+        parts += [f'<font point-size="10">{html(t)}</font>' for t in (labels.get(n), notes.get(n)) if t]
+        lines.append(f"  {quoted(n)} [label=<{'<br/>'.join(parts)}>];")
+    lines += [f"  {quoted(a)} -> {quoted(b)};" for a, b in edges]
+    lines.append("}")
+    return "\n".join(lines) + "\n"

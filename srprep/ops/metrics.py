@@ -116,3 +116,31 @@ def ssim(sr: np.ndarray, hr: np.ndarray, *, border: int = 0, y_only: bool = True
         for c in range(a.shape[2])
     ]
     return float(np.mean(scores))
+
+
+def _check_planes(a: np.ndarray, b: np.ndarray, border: int) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 2:
+        raise SrprepError(f"expected two (H, W) planes of equal shape, got {a.shape} and {b.shape}")
+    if border < 0 or min(a.shape) <= 2 * border:
+        raise SrprepError(f"plane {a.shape[0]}x{a.shape[1]} is too small for a {border}-pixel border crop")
+    if border:
+        a, b = a[border:-border, border:-border], b[border:-border, border:-border]
+    return a, b
+
+
+def psnr_planes(a: np.ndarray, b: np.ndarray, *, border: int = 0) -> float:
+    """PSNR in dB of two float (H, W) planes on the 0..255 scale (e.g. unrounded Y), peak 255, float64.
+
+    For protocols that measure the network's output before any rounding (FSRCNN-pytorch's)."""
+    a, b = _check_planes(a, b, border)
+    mse = float(np.mean((a - b) ** 2))
+    return math.inf if mse == 0.0 else 10.0 * math.log10(_PEAK * _PEAK / mse)
+
+
+def ssim_planes(a: np.ndarray, b: np.ndarray, *, border: int = 0) -> float:
+    """SSIM (as :func:`ssim`) of two float (H, W) planes on the 0..255 scale, without rounding them first."""
+    a, b = _check_planes(a, b, border)
+    if a.shape[0] < _WIN or a.shape[1] < _WIN:
+        raise SrprepError(f"SSIM needs at least {_WIN}x{_WIN} pixels after the border crop, got {a.shape}")
+    return _ssim_channel(np.ascontiguousarray(a), np.ascontiguousarray(b), _gaussian_window())

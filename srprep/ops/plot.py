@@ -1,8 +1,9 @@
 """Small line plots drawn into a uint8 RGB image with numpy and OpenCV (training curves, schedules).
 
-Why not matplotlib: installing it pulls in plain Pillow, which replaces pillow-simd. These plots need no
-more than axes, a grid, tick labels, lines and a legend, which OpenCV's drawing functions and built-in
-Hershey font give without reading any font file.
+The fallback of :mod:`srprep.ops.figures` when matplotlib (the ``plots`` extra, which requires plain Pillow:
+``scripts/setup.sh`` puts pillow-simd back after it) is not installed. These plots need no more than axes,
+a grid, tick labels, lines and a legend, which OpenCV's drawing functions and built-in Hershey font give
+without reading any font file.
 
 >>> img = line_plot({"loss": ([0, 1, 2], [3.0, 2.0, 1.5])}, title="loss")
 >>> img.shape, img.dtype

@@ -2,22 +2,22 @@
 
 Images of one row are brought to a common height by nearest-neighbour upscaling with an integer factor
 (an x2 LR becomes 2x2 blocks), so that a pixel of the LR lies exactly beside the HR pixels it came from
-and interpolation does not hide or invent detail. Labels are drawn with OpenCV's built-in Hershey font,
-so no font file is read. The same layout serves every sheet srprep draws (pairs, centroids, inspect,
+and interpolation does not hide or invent detail. Captions wrap onto as many lines as they need (never cut);
+their text is drawn with matplotlib's font when installed, else with OpenCV's built-in Hershey font. The same layout serves every sheet srprep draws (pairs, centroids, inspect,
 validation, and the degradation grids of :func:`srprep.ops.degrade.contact.degradation_sheet`).
 """
 from __future__ import annotations
 
 from typing import Sequence
 
-import cv2
 import numpy as np
 
-__all__ = ["contact_sheet", "nearest_upscale"]
+from .figures import text_renderer
 
-_LABEL_H = 18  # px: room for one line of Hershey simplex at scale 0.45 plus a margin
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
-_MIN_FONT_SCALE = 0.25  # below this Hershey simplex is no longer legible
+__all__ = ["contact_sheet", "nearest_upscale", "wrap_label"]
+
+_LABEL_H = 18  # px per line of text
+_FONT_PX = 0.72  # font size as a fraction of the line height
 
 
 def nearest_upscale(img: np.ndarray, factor: int) -> np.ndarray:
@@ -56,24 +56,36 @@ def _as_rgb8(img: np.ndarray, where: str) -> np.ndarray:
     return out
 
 
-def _put_label(canvas: np.ndarray, text: str, x: int, y: int, width: int, height: int, colour: int,
-               shrink: bool) -> None:
-    """Write ``text`` left-aligned in the strip of ``width`` x ``height`` px starting at (x, y), cut to fit.
+def wrap_label(text: str, width: float, measure) -> list[str]:
+    r"""Break ``text`` into lines no wider than ``width`` px (``measure(line) -> px``): at ``\n``, then between
+    words, and inside a word (after its last fitting ``_``, else anywhere) only when the word alone is too wide.
+    Nothing is cut off.
 
-    The font and the baseline scale with the strip (scale 0.45 and baseline 13 px for the default 18 px);
-    with ``shrink`` a too-wide label first gets a smaller font (down to a legible minimum), then is cut.
+    >>> wrap_label("one two three", 9, len)
+    ['one two', 'three']
+    >>> wrap_label("abcdefghij\nk", 4, len), wrap_label("blur_bicubic", 9, len)
+    (['abcd', 'efgh', 'ij', 'k'], ['blur_', 'bicubic'])
     """
-    if not text:
-        return
-    # Hershey fonts know ASCII only; anything else would show as '?'-like garbage.
-    text = text.encode("ascii", "replace").decode("ascii")
-    scale = height / 40.0
-    while shrink and scale > _MIN_FONT_SCALE and cv2.getTextSize(text, _FONT, scale, 1)[0][0] > width - 4:
-        scale *= 0.9
-    while text and cv2.getTextSize(text, _FONT, scale, 1)[0][0] > width - 4:
-        text = text[:-1]
-    baseline = y + round(height * (_LABEL_H - 5) / _LABEL_H)
-    cv2.putText(canvas, text, (x + 2, baseline), _FONT, scale, (colour,) * 3, 1, cv2.LINE_AA)
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            candidate = f"{line} {word}" if line else word
+            if measure(candidate) <= width:
+                line = candidate
+                continue
+            if line:
+                lines.append(line)
+            line = word
+            while len(line) > 1 and measure(line) > width:  # a word wider than the cell: break it
+                cut = 1
+                while cut < len(line) - 1 and measure(line[:cut + 1]) <= width:
+                    cut += 1
+                cut = line.rfind("_", 0, cut) + 1 or cut
+                lines.append(line[:cut])
+                line = line[cut:]
+        lines.append(line)
+    return lines
 
 
 def contact_sheet(
@@ -84,7 +96,7 @@ def contact_sheet(
     max_height: int | None = 512,
     background: int = 32,
     label_height: int = _LABEL_H,
-    shrink_labels: bool = False,
+    titles: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Lay out rows of images in one RGB picture, LR images upscaled (nearest) to line up with HR.
 
@@ -98,13 +110,16 @@ def contact_sheet(
             [0, 1]. Rows may have different lengths and sizes.
         labels: ``None``; or one caption per column (a flat list of strings, drawn once above the first
             row); or one caption per image (a list of lists shaped like ``rows``, drawn above each image).
-            ASCII text; longer captions are cut to the cell width.
+            A caption wider than its cell is wrapped onto more lines (``\\n`` breaks a line), never cut.
         pad: pixels between and around cells.
         max_height: cap on the height of a row in the sheet (``None``: no cap).
         background: grey level of the canvas (labels are white on a dark one, black on a light one).
-        label_height: pixels of the strip a label is drawn in; the font scales with it.
-        shrink_labels: give a label that is too wide for its cell a smaller font before cutting it (for
-            names that must be read whole, such as degradation recipes).
+        label_height: pixels of one line of text; the font scales with it.
+        titles: column titles drawn once above the first row, with per-image ``labels`` (a flat ``labels``
+            list is the same as ``titles``).
+
+    Text is drawn with matplotlib's font when the ``plots`` extra is installed, else with OpenCV's
+    Hershey font (ASCII); the image pixels are the same either way.
 
     Returns:
         ``(H, W, 3)`` ``uint8`` RGB image.
@@ -128,8 +143,12 @@ def contact_sheet(
     if per_cell:
         if len(labels) != len(rows) or any(len(lr) != len(r) for lr, r in zip(labels, rows)):
             raise ValueError("contact_sheet: per-image labels must have the same shape as rows")
-    elif labels is not None and len(labels) > max(len(r) for r in rows):
-        raise ValueError(f"contact_sheet: {len(labels)} column labels for at most {max(len(r) for r in rows)} columns")
+    elif labels is not None:
+        if titles is not None:
+            raise ValueError("contact_sheet: give column titles once (titles=, or a flat labels list)")
+        titles, labels = labels, None
+    if titles is not None and len(titles) > max(len(r) for r in rows):
+        raise ValueError(f"contact_sheet: {len(titles)} column labels for at most {max(len(r) for r in rows)} columns")
 
     laid_out: list[list[np.ndarray]] = []
     for i, row in enumerate(rows):
@@ -147,24 +166,32 @@ def contact_sheet(
     for cells in laid_out:
         for j, c in enumerate(cells):
             col_w[j] = max(col_w[j], c.shape[1])
-    header = label_height if (labels is not None and not per_cell) else 0
-    cell_label = label_height if per_cell else 0
-    row_h = [max(c.shape[0] for c in cells) + cell_label for cells in laid_out]
+    text = text_renderer() if (titles or per_cell) else None
+    size = label_height * _FONT_PX
+
+    def wrapped(caption: str, j: int) -> list[str]:
+        return wrap_label(caption, col_w[j] - 4, lambda t: text.width(t, size)) if caption else []
+
+    head = [wrapped(t, j) for j, t in enumerate(titles or [])]
+    cell_lines = [[wrapped(t, j) for j, t in enumerate(row_labels)] for row_labels in labels] if per_cell else []
+    header = label_height * max((len(h) for h in head), default=1) if titles else 0
+    strip = [label_height * max((len(c) for c in row), default=0) for row in cell_lines] or [0] * len(laid_out)
+    row_h = [max(c.shape[0] for c in cells) + strip[i] for i, cells in enumerate(laid_out)]
     width = pad + sum(w + pad for w in col_w)
     height = pad + header + sum(h + pad for h in row_h)
     canvas = np.full((height, width, 3), background, np.uint8)
 
     ink = 255 if background < 128 else 0
     xs = np.cumsum([pad] + [w + pad for w in col_w])[:-1]
-    if header:
-        for j, text in enumerate(labels):
-            _put_label(canvas, text, int(xs[j]), pad, col_w[j], label_height, ink, shrink_labels)
+    lines = [(t, int(xs[j]) + 2, pad + k * label_height) for j, h in enumerate(head) for k, t in enumerate(h)]
     y = pad + header
     for i, cells in enumerate(laid_out):
         for j, c in enumerate(cells):
             x = int(xs[j])
             if per_cell:
-                _put_label(canvas, labels[i][j], x, y, col_w[j], label_height, ink, shrink_labels)
-            canvas[y + cell_label: y + cell_label + c.shape[0], x: x + c.shape[1]] = c
+                lines += [(t, x + 2, y + k * label_height) for k, t in enumerate(cell_lines[i][j])]
+            canvas[y + strip[i]: y + strip[i] + c.shape[0], x: x + c.shape[1]] = c
         y += row_h[i] + pad
+    if lines:
+        text.draw(canvas, lines, size, ink)
     return canvas

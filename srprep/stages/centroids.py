@@ -66,7 +66,7 @@ import numpy as np
 
 from ..errors import OptionError as OptionsError, StoreError
 from ..io import images
-from ..io.stores import FolderStore, open_store, paired_keys, scale_suffix
+from ..io.stores import FolderStore, open_store, paired_keys, scale_suffix, store_location
 from ..ops.imresize import imresize_matlab, to_uint8
 from ..runner import Item, ItemResult, Step, StepReport
 from .network import (InferOptions, ModelSpec, device_kind, item_source, read_item,
@@ -360,8 +360,8 @@ class CentroidReport:
 def centroids(data: str | os.PathLike, model: str | os.PathLike, *, arch: str | None = None,
               scale: int | None = None, options: CentroidOptions = CentroidOptions(), tile: int | None = None,
               overlap: int = 32, precision: str = "fp32", device: str | Sequence[str] = "cpu",
-              trust_checkpoint: bool = False, batch: int = 1, out: str | os.PathLike | None = None,
-              preview: int = 0, pipelined: bool | None = None, jobs: int | None = None, force: bool = False,
+              trust_checkpoint: bool = False, model_kwargs: dict | None = None, batch: int = 1,
+              out: str | os.PathLike | None = None, preview: int = 0, pipelined: bool | None = None, jobs: int | None = None, force: bool = False,
               dry_run: bool = False, progress: bool = True) -> CentroidReport:
     """Write ECO centroid pairs (sr_pretrained, lr_pretrained) for every LR image of a dataset.
 
@@ -376,6 +376,7 @@ def centroids(data: str | os.PathLike, model: str | os.PathLike, *, arch: str | 
         precision: fp32 | tf32 | bf16 (| fp16) as in :func:`srprep.infer.upscale`.
         device: ``"cpu"``, ``"cuda"`` (every visible GPU, pipelined), ``"cuda:1"`` or a comma-separated list.
         trust_checkpoint: allow a checkpoint that pickles Python objects (runs code from the file).
+        model_kwargs: network constructor arguments the weights do not record (e.g. EDSR's ``res_scale``).
         batch: equal-size LR images run through the network together (pipelined mode).
         out: write the fields under this folder instead of beside the source fields.
         preview: write ``OUT/centroids_preview.png`` with LR, sr_pretrained, lr_pretrained, HR crops of this
@@ -392,7 +393,7 @@ def centroids(data: str | os.PathLike, model: str | os.PathLike, *, arch: str | 
     """
     options = options.resolved()
     devices = resolve_devices(device)
-    spec, _, _ = ModelSpec.load(model, arch, scale, trust_checkpoint=trust_checkpoint)
+    spec, _, _ = ModelSpec.load(model, arch, scale, trust_checkpoint=trust_checkpoint, model_kwargs=model_kwargs)
     src = find_source(data, spec.scale, out)
     if src.kind != "folder" and options.store_dtype != "uint8":
         raise OptionsError(f"{src.lr_path}: packed stores hold uint8 images; --store-dtype {options.store_dtype} "
@@ -403,8 +404,11 @@ def centroids(data: str | os.PathLike, model: str | os.PathLike, *, arch: str | 
               "convention": options.convention, "store_dtype": options.store_dtype, "png_level": options.png_level,
               "kind": src.kind}
     items = [Item(k, src.lr.item_fingerprint(k), (k, item_source(src.lr, k))) for k in keys]
+    reads = (src.lr_path,) + ((store_location(src.hr),) if src.hr is not None else ())
+    writes = tuple(dict.fromkeys(src.outputs.values())) if src.kind == "folder" else \
+        (src.out / HDF5_DIR, *dict.fromkeys(src.outputs.values()))
     step = Step("centroids", src.out if src.kind == "folder" else src.out / HDF5_DIR, params,
-                {"lr": str(src.lr_path.resolve())}, state_dir=src.state_dir)
+                {"lr": str(src.lr_path.resolve())}, state_dir=src.state_dir, reads=reads, writes=writes)
     ledger = None
     if src.kind == "folder":
         finish = functools.partial(_finish_folder, out=str(src.out), scale=spec.scale, opts=options)

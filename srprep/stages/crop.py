@@ -468,7 +468,10 @@ def crop(hr: str | os.PathLike, lrs: Sequence[str | os.PathLike | tuple], dst: s
              for k in keys]
     params = {**asdict(opts), "png_level": png_level, "fields": [[f.name, f.scale] for f in fields]}
     inputs = {f.name: str(Path(getattr(f.store, "root", getattr(f.store, "path", ""))).resolve()) for f in fields}
-    step = Step("crop", dst, params, inputs)
+    # The step owns its field folders (and its state), not the whole of dst: other steps may add fields
+    # beside them (srprep centroids on a cropped dataset).
+    step = Step("crop", dst, params, inputs, reads=tuple(Path(p) for p in inputs.values()),
+                writes=tuple(dst / folder for folder, _ in dirs.values()))
     worker = functools.partial(_crop_one, out=str(dst), scales=scales, dirs=dirs, png_level=png_level)
     report = run_step(step, items, worker, jobs=jobs, force=force, dry_run=dry_run, progress=progress, unit="img")
     small = [k for k, p in plans.items() if p.small]

@@ -565,7 +565,7 @@ def degrade(hr_dir: str | os.PathLike, dst: str | os.PathLike, recipe="reflash",
         scale = 4 if opts.scale is None else int(opts.scale)
         min_side, why = _min_side_reflash(sets, scale)
         steps.append(run(Step("degrade:HR", dst / "HR", {"scale": scale, "hr": "original",
-                                                          "png_level": opts.png_level}, inputs),
+                                                          "png_level": opts.png_level}, inputs, reads=(hr_dir,)),
                          items, functools.partial(_hr_one, out=str(dst / "HR"), scale=scale, min_side=min_side,
                                                   why=why, sharpen=False, png_level=opts.png_level,
                                                   parent_pid=parent)))
@@ -580,7 +580,7 @@ def degrade(hr_dir: str | os.PathLike, dst: str | os.PathLike, recipe="reflash",
             out = dst / name
             worker = functools.partial(_reflash_one, name=name, out=str(out), opts=opts, scale=scale,
                                        min_side=min_side, why=why, parent_pid=parent)
-            steps.append(run(Step(f"degrade:{name}", out, params, inputs), items, worker))
+            steps.append(run(Step(f"degrade:{name}", out, params, inputs, reads=(hr_dir,)), items, worker))
     else:
         cfg = what
         hr_target = opts.hr if cfg.gt_usm else "original"
@@ -588,7 +588,7 @@ def degrade(hr_dir: str | os.PathLike, dst: str | os.PathLike, recipe="reflash",
             log.info("the config does not sharpen the GT (gt_usm: false): DST/HR holds the original")
         min_side, why = _min_side_realesrgan(cfg)
         steps.append(run(Step("degrade:HR", dst / "HR", {"scale": cfg.scale, "hr": hr_target,
-                                                          "png_level": opts.png_level}, inputs),
+                                                          "png_level": opts.png_level}, inputs, reads=(hr_dir,)),
                          items, functools.partial(_hr_one, out=str(dst / "HR"), scale=cfg.scale, min_side=min_side,
                                                   why=why, sharpen=hr_target == "sharpened",
                                                   png_level=opts.png_level, parent_pid=parent)))
@@ -604,7 +604,7 @@ def degrade(hr_dir: str | os.PathLike, dst: str | os.PathLike, recipe="reflash",
         worker = functools.partial(_realesrgan_one, cfg=cfg, out=str(dst / "LR"), hr_out=str(dst / "HR"), opts=opts,
                                    hr_target=hr_target, min_side=min_side, why=why, config_sha256=config_sha256,
                                    parent_pid=parent)
-        steps.append(run(Step("degrade:LR", dst / "LR", params, inputs), copy_items, worker))
+        steps.append(run(Step("degrade:LR", dst / "LR", params, inputs, reads=(hr_dir,)), copy_items, worker))
         if not dry_run:
             report.config_file = _write_resolved_config(dst / "degradation.yaml", cfg, opts, hr_target,
                                                         config_sha256)
@@ -666,12 +666,21 @@ def _write_sheet(dst: Path, kind: str, store: FolderStore, report: DegradeReport
         suffix = _lr_suffix(scale, _naming(opts, "realesrgan"))
         # the original, not the sharpened HR, so the sheet shows what the pipeline did to the photo
         hr = modcrop(images.read_image(store.path(key)), scale)
-        tiles = [(f"copy {k}", _reader(dst / "LR" / f"{_copy_key(key, k)}{suffix}.png"))
+        tiles = [(_copy_label(dst / "LR" / f"{_copy_key(key, k)}{suffix}.json"),
+                  _reader(dst / "LR" / f"{_copy_key(key, k)}{suffix}.png"))
                  for k in range(min(opts.copies, SHEET_COPIES))]
     # realesrgan: one row (at most five tiles); reflash: the default 3 x 3 grid
     columns = len(tiles) + 1 if kind == "realesrgan" else None
     images.write_image(path, degradation_sheet(hr, tiles, scale=scale, columns=columns))
     return path
+
+
+def _copy_label(record_path: Path) -> str:
+    """"copy K" and what was drawn for it (from its parameter record), for the sheet."""
+    from ..ops.degrade.params import DegradationParams, describe_params
+
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    return f"copy {record['copy']} ({record['key']})\n" + describe_params(DegradationParams.from_dict(record["params"]))
 
 
 def _reader(path: Path):

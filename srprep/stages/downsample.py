@@ -6,9 +6,15 @@ Layout written (EDSR/DIV2K naming, the layout every later step reads)::
     DST/X2/<key>x2.png        imresize(modcrop(HR, 2), 1/2, 'bicubic')
     DST/X3/<key>x3.png        ...
 
+With ``layout="basicsr"`` (BasicSR's test sets, made by its ``generate_bicubic_img.m``) the folders are
+``DST/GTmod12/<key>.png`` (HR cropped to a multiple of ``mod``) and ``DST/LRbicx4/<key>.png``.
+
 Each output folder is its own cached step, so adding ``--scale 8`` to an earlier run computes only X8,
 and switching ``--im2double`` redoes the LR folders but not HR. The HR of a pair is the HR image cropped
 to ``LR size * s`` from the top left (which is ``modcrop(HR, s)``), the benchmark convention.
+
+A grey (1-channel) HR file gives grey (1-channel) PNGs, as MATLAB's ``imresize`` of a 2-D image does; the
+values are those of any channel of the image read as R=G=B (the resize works on each channel alone).
 """
 from __future__ import annotations
 
@@ -41,6 +47,7 @@ class DownsampleOptions:
         unclipped, so bicubic ringing may take it slightly outside [0, 1]; uint8 convention: the uint8
         result / 255).
     naming: "div2k" (``<key>x2.png``) or "same" (``<key>.png``).
+    exif_orientation: "ignore" (pixels as stored) or "apply" (each photo turned upright first).
     """
 
     im2double: bool = False
@@ -49,6 +56,15 @@ class DownsampleOptions:
     fmt: str = "png"
     naming: str = "div2k"
     png_level: int = 1
+    exif_orientation: str = "ignore"
+
+    def params(self) -> dict:
+        """The options as a step's parameters (the orientation only when applied, so that the parameters of
+        runs made before the option existed stay the same)."""
+        d = dict(self.__dict__)
+        if d["exif_orientation"] == "ignore":
+            del d["exif_orientation"]
+        return d
 
 
 def lr_name_suffix(scale: float, naming: str) -> str:
@@ -134,11 +150,18 @@ class ResizeCompute:
 
 def _read_for_scale(payload, *, scale: float, opts: DownsampleOptions) -> np.ndarray:
     key, src = payload
-    return _crop_for_scale(images.read_image(src), scale, opts, src)
+    return _crop_for_scale(images.read_image(src, exif_orientation=opts.exif_orientation), scale, opts, src)
+
+
+def _grey_if_grey(img: np.ndarray, src: str) -> np.ndarray:
+    """What a PNG of ``src``'s image holds: one of the (equal) channels when ``src`` is a grey file."""
+    return img[..., 0] if img.ndim == 3 and images.is_grey_file(src) else img
 
 
 def _write_lr(payload, lr: np.ndarray, *, scale: float, opts: DownsampleOptions, out: str) -> ItemResult:
     key, src = payload
+    if opts.fmt == "png":
+        lr = _grey_if_grey(lr, src)
     ext = ".npy" if opts.fmt == "npy" else ".png"
     name = FolderWriter(out, ext=ext, suffix=lr_name_suffix(scale, opts.naming), png_level=opts.png_level).write(
         key, lr)
@@ -147,7 +170,7 @@ def _write_lr(payload, lr: np.ndarray, *, scale: float, opts: DownsampleOptions,
 
 def _lr_one(payload, *, scale: float, opts: DownsampleOptions, out: str, threads: int | None) -> ItemResult:
     key, src = payload
-    hr = images.read_image(src)
+    hr = images.read_image(src, exif_orientation=opts.exif_orientation)
     lr = downsample_image(hr, scale, opts, name=src, threads=threads)
     result = _write_lr(payload, lr, scale=scale, opts=opts, out=out)
     result.info["hr"] = list(hr.shape[:2])
@@ -156,7 +179,7 @@ def _lr_one(payload, *, scale: float, opts: DownsampleOptions, out: str, threads
 
 def _hr_one(payload, *, opts: DownsampleOptions, out: str) -> ItemResult:
     key, src = payload
-    hr = prepare_hr(images.read_image(src), opts, src)
+    hr = _grey_if_grey(prepare_hr(images.read_image(src, exif_orientation=opts.exif_orientation), opts, src), src)
     return ItemResult(outputs=[FolderWriter(out, png_level=opts.png_level).write(key, hr)])
 
 
@@ -165,9 +188,27 @@ def scale_dir_name(scale: float) -> str:
     return "X" + scale_suffix(scale)[1:]
 
 
+LAYOUTS = ("div2k", "basicsr")
+
+
+def layout_dirs(layout: str, opts: DownsampleOptions, scales: list[float]) -> tuple[str, list[str]]:
+    """Folder names of a layout: (HR folder, one LR folder per scale).
+
+    >>> layout_dirs("div2k", DownsampleOptions(), [2, 4]), layout_dirs("basicsr", DownsampleOptions(mod=12), [4])
+    (('HR', ['X2', 'X4']), ('GTmod12', ['LRbicx4']))
+    """
+    if layout == "div2k":
+        return "HR", [scale_dir_name(s) for s in scales]
+    if layout == "basicsr":
+        if not opts.mod:
+            raise OptionError("layout basicsr names the HR folder GTmod<N>: give --mod N (BasicSR used 12)")
+        return f"GTmod{opts.mod}", [f"LRbicx{s:g}" for s in scales]
+    raise OptionError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
+
+
 def downsample(src: str | Path, dst: str | Path, scales: list[float], *, opts: DownsampleOptions = DownsampleOptions(),
                write_hr: bool = True, device: str = "cpu", batch: int = 8, pipelined: bool | None = None,
-               jobs: int | None = None, force: bool = False, dry_run: bool = False,
+               layout: str = "div2k", jobs: int | None = None, force: bool = False, dry_run: bool = False,
                progress: bool = True) -> list[StepReport]:
     """Write MATLAB-bicubic LR images of every image in ``src`` for each scale (see the module docstring).
 
@@ -183,6 +224,8 @@ def downsample(src: str | Path, dst: str | Path, scales: list[float], *, opts: D
         batch: most images per device batch (``device`` other than cpu).
         pipelined: the device path (default: whenever ``device`` is not cpu); True with "cpu" runs it with
             the CPU as torch device (same bytes, for checking it where there is no GPU).
+        layout: folder names: "div2k" (``HR``, ``X2``...) or "basicsr" (``GTmod<mod>``, ``LRbicx2``...; needs
+            ``opts.mod``; BasicSR names LR files like their HR, so use ``naming="same"`` with it).
     Returns:
         One :class:`StepReport` per output folder (HR first).
     """
@@ -192,11 +235,14 @@ def downsample(src: str | Path, dst: str | Path, scales: list[float], *, opts: D
         raise OptionError(f"naming must be div2k or same, not {opts.naming!r}")
     if batch < 1:
         raise OptionError(f"batch must be >= 1, not {batch}")
+    if opts.exif_orientation not in images.EXIF_ORIENTATION:
+        raise OptionError(f"exif_orientation must be ignore or apply, not {opts.exif_orientation!r}")
     scales = [_check_scale(s, opts) for s in scales]
     if len(set(scales)) != len(scales):
         raise OptionError(f"scale given twice: {scales}")
     if not scales:
         raise OptionError("at least one --scale is needed")
+    hr_dir, lr_dirs = layout_dirs(layout, opts, scales)
     devices = resolve_devices(device)
     # Absolute: worker processes are reused across calls and keep their own working directory.
     dst = Path(dst).resolve()
@@ -206,15 +252,16 @@ def downsample(src: str | Path, dst: str | Path, scales: list[float], *, opts: D
     run = functools.partial(run_step, force=force, dry_run=dry_run, progress=progress, unit="img")
     reports = []
     if write_hr:
-        out = dst / "HR"
-        step = Step("downsample:HR", out, {"mod": opts.mod, "png_level": opts.png_level}, src_id)
+        out = dst / hr_dir
+        hr_params = {k: v for k, v in opts.params().items() if k in ("mod", "png_level", "exif_orientation")}
+        step = Step(f"downsample:{hr_dir}", out, hr_params, src_id, reads=(Path(src),))
         reports.append(run(step, items, functools.partial(_hr_one, opts=opts, out=str(out)), jobs=jobs))
     # One process per core already: the compiled kernel then runs single-threaded in each.
     threads = 1 if (jobs or default_jobs()) > 1 else None
-    for s in scales:
-        out = dst / scale_dir_name(s)
-        params = {"scale": s, **{k: v for k, v in opts.__dict__.items()}}
-        step = Step(f"downsample:{scale_dir_name(s)}", out, params, src_id)
+    for s, lr_dir in zip(scales, lr_dirs):
+        out = dst / lr_dir
+        params = {"scale": s, **opts.params()}
+        step = Step(f"downsample:{lr_dir}", out, params, src_id, reads=(Path(src),))
         if not (pipelined if pipelined is not None else devices != ["cpu"]):
             worker = functools.partial(_lr_one, scale=s, opts=opts, out=str(out), threads=threads)
             reports.append(run(step, items, worker, jobs=jobs))

@@ -39,6 +39,7 @@ from ..errors import ImageError, StoreError
 from ..fingerprint import fingerprint
 from ..io import images
 from ..io.keys import check_key
+from ..io.stores import store_location
 from ..ops.grid import modcrop
 from ..ops.imresize import imresize_matlab
 from ..ops.pil_resize import pil_resize
@@ -208,7 +209,10 @@ def enlarge(x3_dir: str | os.PathLike, dst: str | os.PathLike, *, from_scale: in
               "link": link, "png_level": png_level}
     if resize == "pil":  # outputs of earlier srprep versions used pillow-simd's bicubic: not up to date
         params["pillow"] = ".".join(map(str, AIM_PILLOW))
-    step = Step("enlarge", dst, params, inputs)
+    reads = [store_location(hr.store), store_location(lr.store)]
+    if merge is not None:
+        reads += [store_location(mhr.store), store_location(mlr.store)]
+    step = Step("enlarge", dst, params, inputs, reads=tuple(p for p in reads if p is not None))
     if not dry_run:
         probe_link(lr.store.path(keys[0]), dst / "LR", link)
     # Absolute paths (here and in the payloads): a worker of a reused pool may run in another directory.

@@ -1,9 +1,16 @@
 """``srprep eval``: PSNR/SSIM of a pretrained network on benchmark datasets, as the SR papers report them.
 
-This module finds the pairs of a dataset folder and runs the measurement; the protocol itself lives in
-:mod:`srprep.ops.metrics` (and :mod:`srprep.evaluate`): the SR output is quantised to uint8 first, PSNR and
-SSIM are taken on the Y channel of MATLAB's BT.601 ``rgb2ycbcr`` in float64, ``scale`` pixels cropped from
-each border (``y_only=False``: on RGB).
+This module finds the pairs of a dataset folder and runs the measurement; the protocols themselves live in
+:mod:`srprep.evaluate` (``edsr``, the default: the SR output rounded to uint8, PSNR and SSIM on the Y channel
+of MATLAB's BT.601 ``rgb2ycbcr`` in float64, ``scale`` pixels cropped from each border; ``carn``; ``fsrcnn``).
+Every image gets PSNR_Y, SSIM_Y and RGB PSNR/SSIM; ``y_only`` only chooses which pair the table and the
+means headline.
+
+Grey images are measured as the reference scripts (EDSR-PyTorch, BasicSR, FSRCNN-pytorch) measure them: a
+1-channel file is read as R=G=B, the network sees three equal channels and Y is taken of the RGB result,
+i.e. ``Y = 16 + 219/255 * v`` for the grey HR. Such images (and RGB files with R=G=B) are named in the
+table; MATLAB scripts that use a 1-channel image's own values as its Y report about
+20 log10(255/219) = 1.32 dB less on them.
 
 Dataset layouts recognised in ``DATA`` (for scale ``s``), first match wins:
 
@@ -40,11 +47,10 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 
 from ..errors import SrprepError, StoreError
-from ..evaluate import benchmark_pairs, summarize
+from ..evaluate import PROTOCOLS, benchmark_pairs, pil_lr, score_image, summarize
 from ..io import images
 from ..ops.grid import modcrop
 from ..ops.imresize import imresize_matlab, to_uint8
-from ..ops.metrics import psnr, ssim
 from .network import InferOptions, ModelSpec, resolve_devices
 
 __all__ = ["LR_CONVENTIONS", "PairSource", "DatasetResult", "EvalReport", "find_pairs", "make_lr", "check_lr_files",
@@ -65,9 +71,12 @@ class PairSource:
     scale: int
     hr_dir: Path
     lr_dir: Optional[Path] = None  # None: LR made from modcrop(HR, s)
-    convention: str = "uint8"  # of made LR
+    convention: str = "uint8"  # of made LR: uint8 | im2double (MATLAB bicubic) | pil (the fsrcnn protocol)
 
     def describe(self) -> str:
+        if self.lr_dir is None and self.convention == "pil":
+            return (f"LR made by plain Pillow bicubic from the HR resized to a multiple of {self.scale} "
+                    "(FSRCNN-pytorch's protocol)")
         if self.lr_dir is None:
             return f"LR made by MATLAB bicubic ({self.convention} convention) from modcrop(HR, {self.scale})"
         return f"LR from {self.lr_dir}"
@@ -86,7 +95,7 @@ def find_pairs(data: str | os.PathLike, scale: int, *, make_lr: bool = False,
         StoreError: no such folder, no HR images, or LR folders that lack this scale.
     """
     data = Path(data)
-    if convention not in LR_CONVENTIONS:
+    if convention not in LR_CONVENTIONS + ("pil",):
         raise SrprepError(f"LR convention must be one of {', '.join(LR_CONVENTIONS)}, not {convention!r}")
     if not data.is_dir():
         raise StoreError(f"{data}: no such dataset folder")
@@ -97,6 +106,8 @@ def find_pairs(data: str | os.PathLike, scale: int, *, make_lr: bool = False,
     candidates = [data / "LR_bicubic" / x, data / f"LRbicx{scale}", data / x]
     lr_dir = next((c for c in candidates if c.is_dir()), None)
     name = data.name
+    if convention == "pil":  # the fsrcnn protocol always makes its own LR
+        return PairSource(name, data, scale, hr_dir, None, convention)
     if make_lr or lr_dir is None:
         if lr_dir is None and not make_lr:
             have = _lr_scales(data)
@@ -121,7 +132,10 @@ def _lr_scales(data: Path) -> list[str]:
 
 
 def make_lr(hr: np.ndarray, scale: int, convention: str = "uint8") -> tuple[np.ndarray, np.ndarray]:
-    """``(lr, hr_cropped)``: MATLAB ``imresize(modcrop(hr, s), 1/s, 'bicubic')`` in ``convention``, uint8."""
+    """``(lr, hr_used)``: MATLAB ``imresize(modcrop(hr, s), 1/s, 'bicubic')`` in ``convention``, uint8
+    (``pil``: :func:`srprep.evaluate.pil_lr`, the FSRCNN authors' LR)."""
+    if convention == "pil":
+        return pil_lr(hr, scale)
     hr = modcrop(hr, scale)
     if convention == "uint8":
         return imresize_matlab(hr, 1.0 / scale), hr
@@ -145,6 +159,13 @@ def check_lr_files(source: PairSource) -> None:
             raise StoreError(f"{hr}: no LR image {names[0]} in {source.lr_dir}")
 
 
+def colour_of(path: Path, hr: np.ndarray) -> str:
+    """``"grey"`` for a 1-channel file, ``"R=G=B"`` for a colour file whose channels are equal, else ``"rgb"``."""
+    if images.is_grey_file(path):
+        return "grey"
+    return "R=G=B" if np.array_equal(hr[..., 0], hr[..., 1]) and np.array_equal(hr[..., 0], hr[..., 2]) else "rgb"
+
+
 def iter_pairs(source: PairSource) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """``(name, lr, hr)`` uint8 pairs of a dataset, names sorted, HR cropped to LR x s."""
     if source.lr_dir is not None:
@@ -163,8 +184,9 @@ class DatasetResult:
     """Per-image and mean scores of one dataset."""
 
     source: PairSource
-    rows: list = field(default_factory=list)  # {"name", "psnr", "ssim"}
-    mean: dict = field(default_factory=dict)  # {"count", "psnr", "ssim"}
+    # {"name", "psnr", "ssim" (the headline pair: Y or RGB), "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "colour"}
+    rows: list = field(default_factory=list)
+    mean: dict = field(default_factory=dict)  # {"count", "psnr", "ssim", and the means of the four metrics}
     seconds: float = 0.0
 
 
@@ -177,18 +199,24 @@ class EvalReport:
     datasets: list
 
     def table(self) -> str:
-        """Aligned text: per dataset, a header line, one line per image, and the mean."""
+        """Aligned text: per dataset, a header line, one line per image, the mean, and notes on grey images."""
         metric = "Y" if self.options["y_only"] else "RGB"
+        protocol = PROTOCOLS[self.options["protocol"]]
         out = []
         for d in self.datasets:
             src = d.source
-            border = self.options["border"] if self.options["border"] is not None else src.scale
-            out.append(f"{src.name} x{src.scale}: {self.model.describe()}; {src.describe()}; {metric}, border {border}")
+            border = _border(self.options["border"], protocol, src.scale)
+            out.append(f"{src.name} x{src.scale}: {self.model.describe()}; {src.describe()}; protocol "
+                       f"{protocol.name}; {metric}, border {border}")
             mean_label = f"mean ({d.mean['count']})"
             w = max([len("image"), len(mean_label)] + [len(r["name"]) for r in d.rows])
             out.append(f"  {'image':<{w}}  {'PSNR (dB)':>9}  {'SSIM':>6}")
             for r in d.rows + [{"name": mean_label, **d.mean}]:
                 out.append(f"  {r['name']:<{w}}  {r['psnr']:>9.4f}  {r['ssim']:>6.4f}")
+            greys = [f"{r['name']} ({r['colour']})" for r in d.rows if r["colour"] != "rgb"]
+            if greys:
+                out.append(f"  note: grey images measured as R=G=B, Y = 16 + 219/255 v (as EDSR-PyTorch, BasicSR): "
+                           f"{', '.join(greys)}")
         return "\n".join(out)
 
     def summary(self) -> str:
@@ -214,47 +242,61 @@ class EvalReport:
         path.write_text(json.dumps(self.to_dict(), indent=1, allow_nan=True) + "\n", encoding="utf-8")
 
     def write_csv(self, path: str | os.PathLike) -> None:
-        """One row per image and one ``(mean)`` row per dataset: dataset, scale, image, psnr, ssim."""
+        """One row per image and one ``(mean)`` row per dataset: dataset, scale, image, psnr, ssim (the
+        headline pair), psnr_y, ssim_y, psnr_rgb, ssim_rgb, colour (rgb, grey or R=G=B; empty for means)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
-            w.writerow(["dataset", "scale", "image", "psnr", "ssim"])
+            w.writerow(["dataset", "scale", "image", *_METRICS, "colour"])
             for d in self.datasets:
-                for r in d.rows + [{"name": "(mean)", **d.mean}]:
-                    w.writerow([d.source.name, d.source.scale, r["name"], repr(float(r["psnr"])),
-                                repr(float(r["ssim"]))])
+                for r in d.rows + [{"name": "(mean)", "colour": "", **d.mean}]:
+                    w.writerow([d.source.name, d.source.scale, r["name"], *(repr(float(r[k])) for k in _METRICS),
+                                r["colour"]])
+
+
+_METRICS = ("psnr", "ssim", "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
+
+
+def _border(border: Optional[int], protocol, scale: int) -> int:
+    if border is not None:
+        return border
+    return scale if protocol.border == "scale" else 0
 
 
 def evaluate_dataset(model, source: PairSource, *, y_only: bool = True, border: Optional[int] = None,
-                     opts: InferOptions = InferOptions(), device: str = "cpu",
+                     protocol: str = "edsr", opts: InferOptions = InferOptions(), device: str = "cpu",
                      save_sr: str | os.PathLike | None = None) -> DatasetResult:
-    """Upscale every LR of ``source`` and score it against its HR (SR quantised to uint8 first).
+    """Upscale every LR of ``source`` and score it against its HR as ``protocol`` says
+    (:data:`srprep.evaluate.PROTOCOLS`); ``y_only`` picks the headline pair (Y or RGB) of each row.
 
-    ``save_sr``: write each (uint8) SR image as ``save_sr/<name>.png``.
+    ``save_sr``: write each 8-bit SR image as ``save_sr/<name>.png``.
     """
-    from ..infer import upscale
-
     t0 = time.perf_counter()
     s = source.scale
-    border = s if border is None else border
+    proto = PROTOCOLS[protocol]
+    hr_paths = {p.stem: p for p in _hr_files(source)}
     result = DatasetResult(source)
     for name, lr, hr in iter_pairs(source):
-        sr = upscale(model, lr, scale=s, device=device, output="uint8", **opts.upscale_kwargs())
-        result.rows.append({"name": name, "psnr": psnr(sr, hr, border=border, y_only=y_only),
-                            "ssim": ssim(sr, hr, border=border, y_only=y_only)})
+        scores, sr = score_image(model, lr, hr, scale=s, protocol=proto, border=border, device=device,
+                                 **opts.upscale_kwargs())
+        headline = "y" if y_only else "rgb"
+        result.rows.append({"name": name, "psnr": scores[f"psnr_{headline}"], "ssim": scores[f"ssim_{headline}"],
+                            **scores, "colour": colour_of(hr_paths[name], hr)})
         if save_sr is not None:
             images.write_image(Path(save_sr) / f"{name}.png", sr)
-    result.mean = summarize(result.rows)
+    result.mean = {**summarize(result.rows),
+                   **{k: float(np.mean([r[k] for r in result.rows])) if result.rows else float("nan")
+                      for k in _METRICS[2:]}}
     result.seconds = time.perf_counter() - t0
     return result
 
 
 def evaluate_datasets(model: str | os.PathLike, datas: Sequence[str | os.PathLike], *, arch: str | None = None,
                       scale: int | None = None, lr_convention: str = "uint8", make_lr: bool = False,
-                      y_only: bool = True, border: Optional[int] = None, opts: InferOptions = InferOptions(),
-                      device: str = "cpu", trust_checkpoint: bool = False,
-                      save_sr: str | os.PathLike | None = None) -> EvalReport:
+                      y_only: bool = True, border: Optional[int] = None, protocol: str = "edsr",
+                      opts: InferOptions = InferOptions(), device: str = "cpu", trust_checkpoint: bool = False,
+                      model_kwargs: dict | None = None, save_sr: str | os.PathLike | None = None) -> EvalReport:
     """Evaluate a checkpoint on several datasets (see the module docstring for layouts and protocol).
 
     Args:
@@ -262,8 +304,11 @@ def evaluate_datasets(model: str | os.PathLike, datas: Sequence[str | os.PathLik
         datas: dataset folders (e.g. ``benchmark/Set5``).
         lr_convention: convention of LR made from HR (``uint8`` or ``im2double``).
         make_lr: make the LR from HR even where the dataset has LR images.
-        y_only: Y channel (True, the papers' protocol) or RGB. border: pixels cropped (default: the scale).
+        y_only: headline Y (True, the papers') or RGB. border: pixels cropped (default: the protocol's).
+        protocol: ``edsr``, ``carn`` or ``fsrcnn`` (:data:`srprep.evaluate.PROTOCOLS`); ``fsrcnn`` makes its
+            own LR from the HR (Pillow bicubic) and ignores LR folders, ``lr_convention`` and ``make_lr``.
         opts: tiling / ensembles / precision. device: ``cpu``, ``cuda`` (the first visible GPU) or ``cuda:N``.
+        model_kwargs: constructor arguments the weights do not record (e.g. EDSR's ``res_scale``).
         save_sr: folder for the SR images, one subfolder per dataset.
 
     Raises:
@@ -271,9 +316,12 @@ def evaluate_datasets(model: str | os.PathLike, datas: Sequence[str | os.PathLik
     """
     if not datas:
         raise SrprepError("no dataset given (--data)")
+    if protocol not in PROTOCOLS:
+        raise SrprepError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
     device = resolve_devices(device)[0]  # one image at a time: one device is all a measurement needs
-    spec, net, _ = ModelSpec.load(model, arch, scale, trust_checkpoint=trust_checkpoint)
-    sources = [find_pairs(d, spec.scale, make_lr=make_lr, convention=lr_convention) for d in datas]
+    spec, net, _ = ModelSpec.load(model, arch, scale, trust_checkpoint=trust_checkpoint, model_kwargs=model_kwargs)
+    made = "pil" if PROTOCOLS[protocol].lr == "pil" else lr_convention
+    sources = [find_pairs(d, spec.scale, make_lr=make_lr, convention=made) for d in datas]
     for src in sources:
         check_lr_files(src)  # a missing file is reported now, not after the images before it
     seen: dict[str, int] = {}
@@ -281,9 +329,9 @@ def evaluate_datasets(model: str | os.PathLike, datas: Sequence[str | os.PathLik
     for src in sources:
         seen[src.name] = seen.get(src.name, 0) + 1
         sub = src.name if seen[src.name] == 1 else f"{src.name}_{seen[src.name]}"
-        results.append(evaluate_dataset(net, src, y_only=y_only, border=border, opts=opts, device=device,
-                                        save_sr=Path(save_sr) / sub if save_sr is not None else None))
+        results.append(evaluate_dataset(net, src, y_only=y_only, border=border, protocol=protocol, opts=opts,
+                                        device=device, save_sr=Path(save_sr) / sub if save_sr is not None else None))
         log.debug("%s: %.4f dB", src.name, results[-1].mean["psnr"])
-    options = {"y_only": y_only, "border": border, "lr_convention": lr_convention, "make_lr": make_lr,
-               **opts.params(), "device": device}
+    options = {"protocol": protocol, "y_only": y_only, "border": border, "lr_convention": lr_convention,
+               "make_lr": make_lr, **opts.params(), "device": device}
     return EvalReport(spec, options, results)

@@ -227,9 +227,8 @@ def inspect(path: str | os.PathLike, *, n: int = 6, seed: int = 0, sheet: str | 
         for k in chosen:
             row = [f.store.read(k) for f in fields]
             rows.append(row)
-            labels.append([f"{k} {f.name} {img.shape[0]}x{img.shape[1]}" if j == 0 else
-                           f"{f.name} {img.shape[0]}x{img.shape[1]}" for j, (f, img) in enumerate(zip(fields, row))])
+            labels.append([k if j == 0 else f"{img.shape[0]}x{img.shape[1]}" for j, img in enumerate(row)])
         sheet = Path(sheet)
-        images.write_image(sheet, contact_sheet(rows, labels))
+        images.write_image(sheet, contact_sheet(rows, labels, titles=[f.name for f in fields]))
         report.sheet, report.sheet_keys = sheet, chosen
     return report

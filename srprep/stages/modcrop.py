@@ -11,9 +11,10 @@ from ..ops.grid import modcrop as modcrop_array
 from ..runner import Item, ItemResult, Step, StepReport, run_step
 
 
-def _modcrop_one(payload: tuple[str, str, str], *, scale: int, out: str, png_level: int) -> ItemResult:
+def _modcrop_one(payload: tuple[str, str, str], *, scale: int, out: str, png_level: int,
+                 exif_orientation: str = "ignore") -> ItemResult:
     key, src, name = payload
-    img = images.read_image(src)
+    img = images.read_image(src, exif_orientation=exif_orientation)
     h, w = img.shape[:2]
     if h < scale or w < scale:
         raise ImageError(f"{src}: {h}x{w} image is smaller than the scale {scale}")
@@ -23,7 +24,8 @@ def _modcrop_one(payload: tuple[str, str, str], *, scale: int, out: str, png_lev
 
 
 def modcrop(src: str | Path, dst: str | Path, scale: int, *, jobs: int | None = None, force: bool = False,
-            dry_run: bool = False, progress: bool = True, png_level: int = 1) -> StepReport:
+            dry_run: bool = False, progress: bool = True, png_level: int = 1,
+            exif_orientation: str = "ignore") -> StepReport:
     """Write every image of ``src`` cropped to a multiple of ``scale`` as ``dst/<key>.png``.
 
     The crop keeps the top-left corner (rows and columns beyond ``H - H % scale`` / ``W - W % scale`` are
@@ -35,6 +37,8 @@ def modcrop(src: str | Path, dst: str | Path, scale: int, *, jobs: int | None = 
         scale: positive integer.
         jobs, force, dry_run, progress: see :func:`srprep.runner.run_step`.
         png_level: PNG compression level 0-9 of the outputs (pixels are identical at every level).
+        exif_orientation: "ignore" (pixels as stored) or "apply" (each photo turned upright first, as its EXIF
+            orientation tag says; then the crop is bottom/right of the upright image).
     """
     if int(scale) != scale or scale < 1:
         raise ValueError(f"scale must be a positive integer, not {scale!r}")
@@ -43,6 +47,12 @@ def modcrop(src: str | Path, dst: str | Path, scale: int, *, jobs: int | None = 
     store = FolderStore(src, naming="same")
     writer = FolderWriter(dst)
     items = [Item(k, store.item_fingerprint(k), (k, str(store.path(k)), writer.name(k))) for k in store.keys()]
-    step = Step("modcrop", Path(dst), {"scale": scale, "png_level": png_level}, {"src": str(Path(src).resolve())})
-    worker = functools.partial(_modcrop_one, scale=scale, out=str(dst), png_level=png_level)
+    if exif_orientation not in images.EXIF_ORIENTATION:
+        raise ValueError(f"exif_orientation must be ignore or apply, not {exif_orientation!r}")
+    params = {"scale": scale, "png_level": png_level}
+    if exif_orientation == "apply":  # only then: the default keeps the parameters of earlier runs
+        params["exif_orientation"] = "apply"
+    step = Step("modcrop", Path(dst), params, {"src": str(Path(src).resolve())}, reads=(Path(src),))
+    worker = functools.partial(_modcrop_one, scale=scale, out=str(dst), png_level=png_level,
+                               exif_orientation=exif_orientation)
     return run_step(step, items, worker, jobs=jobs, force=force, dry_run=dry_run, progress=progress, unit="img")

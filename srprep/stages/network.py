@@ -16,13 +16,25 @@
     device when there are several).
 
 Exactness: with fp32 on one device, an item's pixels are those of :func:`srprep.infer.upscale` run the same
-way. The float summation order of a convolution depends on the batch size and, on the CPU, on the number of
-torch threads (a joblib worker gets ``cores // jobs`` of them), so changing ``batch`` or ``jobs`` can make a
-rare pixel round one level the other way. Neither is a step parameter (like ``jobs`` elsewhere): they
-choose speed, not the result.
+way. On the CPU every item runs with exactly one torch thread, whatever ``--jobs``, the machine's cores or
+the point a run resumed from: PyTorch computes a 1x1 convolution another way when it has one thread than
+when it has several (measured on a 200x300 Kodak crop: 70 % of IMDN's and 33 % of MSRResNet's float output
+values differ between 1 and 2 threads, and 4 and 1 pixel values round to another uint8 level; 2, 3, 4 and 8
+threads agree; EDSR, without 1x1 convolutions, agrees at every count), so a fixed count is what makes the
+bytes repeatable. Parallelism comes from ``--jobs`` worker processes. The float summation
+order also depends on the batch size, so ``--batch`` on an accelerator can still make a rare pixel round
+the other way; it is not a step parameter: it chooses speed, not the result.
+
+Memory: a whole image that would not fit is tiled automatically (``--tile`` not given): before an image
+runs, the network's memory per LR pixel (measured once per process on a small probe) times the image size
+is compared with the memory available to each worker (free RAM, or free GPU memory, shared by the workers);
+if it does not fit, the largest tile that does is used, and a warning says so. Networks with global pooling
+(IMDN, RCAN) give slightly other pixels tiled than whole, so which images were tiled depends on the memory
+free at the time: pass ``--tile`` for results that do not.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -38,7 +50,7 @@ from ..errors import SrprepError
 from ..fingerprint import canonical_json
 from ..io import images
 from ..io.stores import ARRAY_EXTENSION, FolderStore
-from ..runner import Item, Step, StepReport, run_step
+from ..runner import Item, Step, StepReport, default_jobs, run_step
 from .devicepipe import compute_item, run_device_step
 
 __all__ = [
@@ -70,8 +82,11 @@ class ModelSpec:
 
     @classmethod
     def load(cls, path: str | os.PathLike, arch: str | None = None, scale: int | None = None, *,
-             trust_checkpoint: bool = False):
+             trust_checkpoint: bool = False, model_kwargs: dict | None = None):
         """Load the checkpoint once (which checks that it loads) and return ``(spec, model, info)``.
+
+        ``model_kwargs``: constructor arguments the weights do not record (e.g. EDSR's ``res_scale``); they
+        end up in ``kwargs`` with the ones read from the file, so workers build the same network.
 
         The model is kept in this process's cache for the CPU, so in-process work does not load it again.
 
@@ -82,7 +97,8 @@ class ModelSpec:
         from ..models import load_pretrained
 
         path = Path(path).resolve()
-        model, info = load_pretrained(path, arch, scale, trust_checkpoint=trust_checkpoint)
+        model, info = load_pretrained(path, arch, scale, trust_checkpoint=trust_checkpoint, model_kwargs=model_kwargs)
+        _check_finite(model, path)
         spec = cls(str(path), info.sha256, info.arch, int(info.scale), canonical_json(info.kwargs), trust_checkpoint)
         _MODELS[(spec, "cpu")] = _freeze(model)
         return spec, model, info
@@ -99,6 +115,18 @@ class ModelSpec:
 
 _MODELS: dict = {}  # (ModelSpec, device) -> frozen network; one per process, filled on first use
 _MODELS_LOCK = threading.Lock()
+_PER_PIXEL: dict = {}  # (ModelSpec, device) -> bytes_per_pixel, measured once per process
+
+
+def _check_finite(model, path) -> None:
+    """Refuse weights with NaN or inf values: the network would write black or garbage images."""
+    import torch
+
+    for name, tensor in model.state_dict().items():
+        if torch.is_floating_point(tensor) and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise SrprepError(f"{path}: the checkpoint holds non-finite weights ({name}: {bad} NaN or inf values); "
+                              f"it cannot give images")
 
 
 def _freeze(model):
@@ -119,7 +147,7 @@ def load_model(spec: ModelSpec, device: str = "cpu"):
             from ..models import load_pretrained
 
             model, info = load_pretrained(spec.path, spec.arch, spec.scale, trust_checkpoint=spec.trust_checkpoint,
-                                          device=device)
+                                          device=device, model_kwargs=json.loads(spec.kwargs))
             if info.sha256 != spec.sha256:
                 raise SrprepError(f"{spec.path}: the model file changed while the step was running "
                                   f"(sha256 {spec.sha256[:12]} -> {info.sha256[:12]}); run the command again")
@@ -202,24 +230,134 @@ def read_item(payload) -> np.ndarray:
     return source.read(key)
 
 
-def _compute(model, imgs: list, *, spec: ModelSpec, opts: InferOptions, device: str, output: str) -> list:
+@contextlib.contextmanager
+def _one_cpu_thread(device: str):
+    """One torch thread for the CPU (see the module docstring: the bytes must not depend on the count)."""
+    if device != "cpu":
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def available_memory(device: str) -> int:
+    """Bytes this process could allocate now on ``device``: free GPU memory, or the system's MemAvailable."""
+    if device.startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def bytes_per_pixel(model, scale: int, device: str, probe: int = 32) -> float:
+    """Peak memory per LR pixel of a whole-image run, measured on a small probe image.
+
+    Every tensor the network's operations create is counted while its storage lives (a dispatch mode sees
+    each operation's outputs; a finaliser sees each storage freed), which gives the peak of the probe run.
+    Activations grow with the pixel count, so the peak per pixel carries over to large images; 1.5 times it
+    (allocator slack: measured RSS was within that for EDSR and IMDN), plus the input and the float32 and
+    float64 copies that the result makes on the CPU (rounding, the centroids' bicubic).
+    """
+    import weakref
+
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+
+    class Peak(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.live: dict[int, int] = {}
+            self.now = self.peak = 0
+
+        def _free(self, key):
+            self.now -= self.live.pop(key, 0)
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in tree_leaves(out):
+                if isinstance(t, torch.Tensor):
+                    storage = t.untyped_storage()
+                    key = storage.data_ptr()
+                    if key and key not in self.live:
+                        self.live[key] = storage.nbytes()
+                        self.now += storage.nbytes()
+                        self.peak = max(self.peak, self.now)
+                        weakref.finalize(storage, self._free, key)
+            return out
+
+    mode = Peak()
+    with torch.inference_mode(), _one_cpu_thread(device), mode:
+        model(torch.zeros(1, 3, probe, probe, device=device))
+    return 1.5 * mode.peak / probe ** 2 + 3 * 4 + scale ** 2 * 3 * (4 + 8 + 8)
+
+
+_TILES = (1024, 768, 512, 384, 256, 192, 128, 96, 64)
+
+
+def choose_tile(per_pixel: float, h: int, w: int, batch: int, available: float, overlap: int) -> Optional[int]:
+    """None when ``batch`` whole ``h`` x ``w`` images fit in ``available`` bytes, else the largest tile that
+    does (from a fixed ladder, so the choice changes rarely; at least 64)."""
+    if per_pixel * h * w * batch <= available:
+        return None
+    for t in _TILES:
+        if t < max(h, w) and per_pixel * batch * min(h, t + overlap) * min(w, t + overlap) <= available:
+            return t
+    return _TILES[-1]
+
+
+def _compute(model, imgs: list, *, spec: ModelSpec, opts: InferOptions, device: str, output: str,
+             per_pixel: float, share: int) -> list:
     from ..infer import upscale_batch
 
-    return upscale_batch(model, imgs, scale=spec.scale, batch_size=len(imgs), device=device, output=output,
-                         **opts.upscale_kwargs())
+    kwargs = opts.upscale_kwargs()
+    if opts.tile is None and not opts.crop_ensemble:
+        h, w = imgs[0].shape[:2]
+        available = available_memory(device) * 0.6 / max(1, share)
+        tile = choose_tile(per_pixel, h, w, len(imgs), available, opts.overlap)
+        if tile is not None:
+            log.warning("a %dx%d image needs about %.1f GiB for the network as a whole and %.1f GiB are available "
+                        "to this worker: it is tiled (tile %d, overlap %d); pass --tile to choose", w, h,
+                        per_pixel * h * w * len(imgs) / 2**30, available / 2**30, tile, min(opts.overlap, tile - 1))
+            kwargs.update(tile=tile, overlap=min(opts.overlap, tile - 1))
+    with _one_cpu_thread(device):
+        return upscale_batch(model, imgs, scale=spec.scale, batch_size=len(imgs), device=device, output=output,
+                             **kwargs)
 
 
 @dataclass(frozen=True)
 class NetworkCompute:
-    """The network of ``spec`` run as ``opts`` says, for :mod:`srprep.stages.devicepipe` (a BatchCompute)."""
+    """The network of ``spec`` run as ``opts`` says, for :mod:`srprep.stages.devicepipe` (a BatchCompute).
+
+    share: how many processes share the device's memory (``--jobs`` on the CPU), for the automatic tiling.
+    """
 
     spec: ModelSpec
     opts: InferOptions
     output: str = "float"
+    share: int = 1
 
     def prepare(self, device: str) -> Callable[[list], list]:
         model = load_model(self.spec, device)
-        return functools.partial(_compute, model, spec=self.spec, opts=self.opts, device=device, output=self.output)
+        with _MODELS_LOCK:
+            per_pixel = _PER_PIXEL.get((self.spec, device))
+            if per_pixel is None:
+                per_pixel = _PER_PIXEL[(self.spec, device)] = bytes_per_pixel(model, self.spec.scale, device)
+        return functools.partial(_compute, model, spec=self.spec, opts=self.opts, device=device, output=self.output,
+                                 per_pixel=per_pixel, share=self.share)
 
 
 def run_model_step(step: Step, items: Sequence[Item], *, spec: ModelSpec, opts: InferOptions,
@@ -235,9 +373,10 @@ def run_model_step(step: Step, items: Sequence[Item], *, spec: ModelSpec, opts: 
     :func:`~srprep.stages.devicepipe.run_device_step`.
     """
     devices = list(devices)
-    compute = NetworkCompute(spec, opts, output)
     if pipelined is None:
         pipelined = len(devices) > 1 or any(d != "cpu" for d in devices)
+    share = 1 if pipelined else (jobs or default_jobs())
+    compute = NetworkCompute(spec, opts, output, share)
     if not pipelined:
         if len(devices) > 1:
             raise SrprepError("several devices need the pipelined mode")

@@ -256,6 +256,9 @@ class LmdbLedger(_StoreLedger):
         for w in self.writers.values():
             w.close()
 
+    def files(self) -> list[Path]:
+        return [p for w in self.writers.values() for p in w.files()]
+
 
 class Hdf5Ledger(_StoreLedger):
     """One Hdf5Writer (every field in one file)."""
@@ -290,6 +293,9 @@ class Hdf5Ledger(_StoreLedger):
 
     def _close(self):
         self.writer.close()
+
+    def files(self) -> list[Path]:
+        return [self.writer.path] if self.writer.path.is_file() else []
 
 
 # ------------------------------------------------------------------------------------------ worker
@@ -369,6 +375,7 @@ def pack(src: str | os.PathLike, dst: str | os.PathLike, *, fmt: str = "lmdb", e
     if not 0 <= png_level <= 9:
         raise OptionsError(f"png_level must be in 0..9, not {png_level}")
     dst = Path(dst)
+    from_folder = fields is None  # then the dataset folder itself is an input too
     fields = list(fields) if fields is not None else dataset_fields(src)
     keys, shapes = check_pairs(fields)
     scales = {f.name: f.scale for f in fields}
@@ -412,7 +419,9 @@ def pack(src: str | os.PathLike, dst: str | os.PathLike, *, fmt: str = "lmdb", e
                              dst / STATE_DIR, batch_bytes)
 
     worker = functools.partial(_pack_one, scales=scales, encoding=encoding, png_level=png_level)
-    step = Step("pack", dst, params, inputs)
+    # The step owns its stores (and its state), not the whole of dst: srprep centroids adds its stores beside them.
+    reads = tuple(Path(p) for p in inputs.values()) + ((Path(src),) if from_folder else ())
+    step = Step("pack", dst, params, inputs, reads=reads, writes=tuple(dict.fromkeys(stores.values())))
     report = run_step(step, items, worker, ledger=ledger, jobs=jobs, force=force, dry_run=dry_run,
                       progress=progress, unit="img")
     small = [k for k, p in plans.items() if p is not None and p.small]

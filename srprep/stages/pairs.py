@@ -75,6 +75,7 @@ from ..ops.align import channel_gains, phase_correlation, tile_shifts, to_gray
 from ..ops.color import rgb_to_y
 from ..ops.grid import modcrop
 from ..ops.imresize import imresize_matlab
+from ..ops import figures
 from ..ops.sheet import contact_sheet
 from ..runner import Item, ItemResult, Step, StepReport, run_step, write_json_atomic
 
@@ -551,9 +552,14 @@ def histogram_image(scores: Sequence[float], threshold: float, *, width: int = 7
                     bins: int = 40) -> np.ndarray:
     """A bar chart of the scores with the threshold marked: ``(height, width, 3)`` uint8 RGB.
 
-    The x axis runs from 0 to ``max(2 * threshold, 99th percentile)``; larger scores are counted in the last
-    bar (labelled ``>=``). Bars at or below the threshold are green, above it red. Drawn with OpenCV only.
+    With matplotlib (the ``plots`` extra): :func:`srprep.ops.figures.score_histogram`, every score inside
+    the axes (log scale when they spread widely) and the threshold labelled. Without it, an OpenCV drawing:
+    the x axis runs from 0 to ``max(2 * threshold, 99th percentile)``, larger scores are counted in the last
+    bar (labelled ``>=``); bars at or below the threshold are green, above it red.
     """
+    if figures.available():
+        return figures.score_histogram(scores, threshold, width=width, height=height, bins=bins)
+    figures.note_fallback("pairs histogram")
     s = np.asarray(list(scores), dtype=np.float64)
     s = s[np.isfinite(s)]
     top = max(2.0 * threshold, float(np.percentile(s, 99)) if s.size else 0.0, 1e-9)
@@ -606,10 +612,11 @@ def _sheet(rows: Sequence[dict], hr: DatasetField, lr: DatasetField, scale: int,
         hr_win = hr_img[y0 * scale:(y0 + wh) * scale, x0 * scale:(x0 + ww) * scale]
         diff = np.abs(lr_win.astype(np.float64) - d[y0:y0 + wh, x0:x0 + ww]) * 4
         cells.append([hr_win, lr_win, np.clip(np.rint(diff), 0, 255).astype(np.uint8)])
-        labels.append([f"#{r['rank']} {r['key']} score {r['score']:.2f} ({r['reason']})",
-                       f"LR shift {r['shift_lr']:.2f} local {r['local_lr']:.2f}",
-                       f"|LR - HR down| x4, colour {r['colour']:.3f}"])
-    return contact_sheet(cells, labels, max_height=None)
+        labels.append([f"#{r['rank']} {r['key']}: score {r['score']:.2f} ({r['reason']})",
+                       f"shift {r['shift_lr']:.2f} px, local {r['local_lr']:.2f} px",
+                       f"colour gain off by {r['colour']:.3f}"])
+    titles = ["HR, around the worst tile", f"LR (x{scale}, nearest)", "|LR - MATLAB-downsampled HR| x 4"]
+    return contact_sheet(cells, labels, max_height=None, titles=titles)
 
 
 def pairs_check(src: str | os.PathLike, scale: int, work: str | os.PathLike, *,

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import StoreError
-from ..io.stores import FolderWriter, open_store
+from ..io.stores import FolderWriter, open_store, store_location
 from ..runner import Item, ItemResult, Step, StepReport
 from .network import (InferOptions, ModelSpec, device_kind, item_source, read_item,
                       resolve_devices, run_model_step)
@@ -31,7 +31,8 @@ def _write_sr(payload, sr: np.ndarray, *, out: str, png_level: int) -> ItemResul
 
 def upscale_store(src: str | os.PathLike, dst: str | os.PathLike, model: str | os.PathLike, *,
                   arch: str | None = None, scale: int | None = None, opts: InferOptions = InferOptions(),
-                  device: str | Sequence[str] = "cpu", trust_checkpoint: bool = False, png_level: int = 1,
+                  device: str | Sequence[str] = "cpu", trust_checkpoint: bool = False,
+                  model_kwargs: dict | None = None, png_level: int = 1,
                   batch: int = 1, pipelined: bool | None = None, jobs: int | None = None, force: bool = False,
                   dry_run: bool = False, progress: bool = True) -> StepReport:
     """Super-resolve every image of ``src`` with a pretrained network into ``dst/<key>.png``.
@@ -50,6 +51,7 @@ def upscale_store(src: str | os.PathLike, dst: str | os.PathLike, model: str | o
         device: ``"cpu"`` (``jobs`` worker processes, one model each), ``"cuda"`` (every visible GPU,
             pipelined, this process plus one per extra GPU), ``"cuda:1"``, or a comma-separated list.
         trust_checkpoint: allow checkpoints that pickle Python objects (runs code from the file).
+        model_kwargs: network constructor arguments the weights do not record (e.g. EDSR's ``res_scale``).
         png_level: PNG compression level (pixels are the same at every level).
         batch: images of equal size run through the network together (pipelined mode).
         pipelined: force the pipelined mode on or off (default: on for accelerators).
@@ -60,14 +62,14 @@ def upscale_store(src: str | os.PathLike, dst: str | os.PathLike, model: str | o
             input (names the file), or an item failed (names the key).
     """
     devices = resolve_devices(device)
-    spec, _, _ = ModelSpec.load(model, arch, scale, trust_checkpoint=trust_checkpoint)
+    spec, _, _ = ModelSpec.load(model, arch, scale, trust_checkpoint=trust_checkpoint, model_kwargs=model_kwargs)
     src, dst = Path(src), Path(dst)
     store = open_store(src, scale=spec.scale)
     if len(store.keys()) == 0:
         raise StoreError(f"{src}: no images")
     items = [Item(k, store.item_fingerprint(k), (k, item_source(store, k))) for k in store.keys()]
     params = {"model": spec.params(), **opts.params(), "device": device_kind(devices), "png_level": png_level}
-    step = Step("upscale", dst, params, {"src": str(src.resolve())})
+    step = Step("upscale", dst, params, {"src": str(src.resolve())}, reads=(store_location(store) or src,))
     finish = functools.partial(_write_sr, out=str(dst), png_level=png_level)
     return run_model_step(step, items, spec=spec, opts=opts, devices=devices, read=read_item, finish=finish,
                           output="uint8", pipelined=pipelined, batch=batch, jobs=jobs, force=force, dry_run=dry_run,

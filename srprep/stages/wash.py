@@ -38,7 +38,7 @@ from ..errors import SrprepError, StoreError
 from ..fingerprint import fingerprint
 from ..io import images
 from ..io.keys import check_key
-from ..io.stores import ARRAY_EXTENSION
+from ..io.stores import ARRAY_EXTENSION, store_location
 from ..io.view import VIEW_FILE, ViewSource, make_view_document, save_view_document
 from ..runner import Item, ItemResult, Step, StepReport, run_step
 from .pairs import check_output_dir, dataset_layout, pair_problems
@@ -313,7 +313,8 @@ def wash(src: str | os.PathLike, dst: str | os.PathLike, ids: str | os.PathLike 
         # the same cache rules as the linked files.
         items.append(Item(f"{f.name}~view", fingerprint(doc), ("view", f.name, doc)))
     step = Step("wash", dst, {"link": link, "fields": [f.name for f in fields]},
-                {f.name: f.store.fingerprint() for f in fields})
+                {f.name: f.store.fingerprint() for f in fields},
+                reads=tuple(p for f in fields if (p := store_location(f.store)) is not None))
 
     if not dry_run and kept:
         for f in folder_fields:

@@ -28,7 +28,7 @@ from srprep.errors import SrprepError
 from srprep.models.pretrained import save_torch_atomic
 
 __all__ = ["CHECKPOINT_DIR", "checkpoint_path", "list_checkpoints", "latest_checkpoint", "save_state",
-           "load_state", "rng_state", "set_rng_state", "prune_checkpoints"]
+           "load_state", "rng_state", "set_rng_state", "prune_checkpoints", "remove_torn"]
 
 CHECKPOINT_DIR = "checkpoints"
 FORMAT = "srprep-train-state"
@@ -51,6 +51,19 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
 def latest_checkpoint(run_dir: str | os.PathLike) -> Optional[Path]:
     found = list_checkpoints(run_dir)
     return found[-1][1] if found else None
+
+
+_TORN = re.compile(r"^(.+\.pt\..+\.tmp|\..+\.tmp\d*)$")  # a checkpoint's, an image's or a CSV log's temporary
+
+
+def remove_torn(run_dir: str | os.PathLike) -> None:
+    """Delete the temporary files of writes a kill interrupted in a run folder (checkpoints, images, logs)."""
+    run_dir = Path(run_dir)
+    for folder in (run_dir, run_dir / CHECKPOINT_DIR):
+        if folder.is_dir():
+            for p in folder.iterdir():
+                if _TORN.match(p.name) and p.is_file() and not p.is_symlink():
+                    p.unlink(missing_ok=True)
 
 
 def prune_checkpoints(run_dir: str | os.PathLike, keep: int) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -38,11 +39,26 @@ class ConfigError(SrprepError):
 
 @dataclass
 class ModelConfig:
-    """The network: a registry name (:func:`srprep.models.create_model`), its scale and constructor arguments."""
+    """The network: a registry name (:func:`srprep.models.create_model`) or a network of the user's own
+    (``package.module:Class``, ``path/to/file.py:Class``), its scale and constructor arguments, and optionally
+    pretrained weights to start from (:mod:`srprep.train.finetune`).
 
-    name: str = "edsr"
-    scale: int = 2
+    Without ``pretrained``, ``name`` and ``scale`` default to ``edsr`` and 2. With it, what is left null
+    (``name``, ``scale``) is read from the checkpoint, as ``srprep eval`` does, and its constructor arguments
+    are the defaults of ``kwargs``.
+    """
+
+    name: Optional[str] = None  # null: from model.pretrained, else edsr
+    scale: Optional[int] = None  # null: from model.pretrained, else 2
     kwargs: dict = field(default_factory=dict)  # e.g. {num_blocks: 16, num_feats: 64} or {dropout: 0.7}
+    pretrained: Optional[str] = None  # weights to start from (any format srprep eval reads)
+    strict: bool = True  # false: load the tensors that fit, keep the others (e.g. a new upsampler) as initialised
+    pretrained_sha256: Optional[str] = None  # recorded by the run; a different file of that name is refused
+
+    def __post_init__(self) -> None:
+        if self.pretrained is None:
+            self.name = self.name or "edsr"
+            self.scale = 2 if self.scale is None else self.scale
 
 
 @dataclass
@@ -207,6 +223,9 @@ _CHOICES = {
 _LOSS_TYPES = ("l1", "mse", "charbonnier", "clip_l1", "ssim")
 
 
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _type_name(tp) -> str:
     return getattr(tp, "__name__", str(tp))
 
@@ -245,6 +264,8 @@ def _convert(value: Any, tp, where: str) -> Any:
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string; everyone writes it that way
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)
@@ -298,9 +319,11 @@ def config_to_dict(cfg: Config) -> dict:
 def _check(cfg: Config) -> None:
     """Cross-field rules that single types cannot express."""
     s = cfg.model.scale
-    if s < 1:
+    if s is not None and s < 1:
         raise ConfigError(f"model.scale must be >= 1, not {s}")
-    if cfg.data.patch <= 0 or cfg.data.patch % s:
+    if cfg.model.pretrained_sha256 is not None and cfg.model.pretrained is None:
+        raise ConfigError("model.pretrained_sha256 is set but model.pretrained is not")
+    if cfg.data.patch <= 0 or (s is not None and cfg.data.patch % s):
         raise ConfigError(f"data.patch ({cfg.data.patch}) must be a positive multiple of model.scale ({s})")
     for name in ("batch", "workers"):
         if getattr(cfg.data, name) < (1 if name == "batch" else 0):
@@ -407,7 +430,9 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 
 def _defaults_dict() -> dict:
-    return config_to_dict(Config())
+    data = config_to_dict(Config())
+    data["model"].update(name=None, scale=None)  # edsr x2 only when no pretrained checkpoint says otherwise
+    return data
 
 
 def _merge(base: dict, top: dict) -> dict:

@@ -39,13 +39,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from srprep.errors import StoreError
+from srprep.errors import SrprepError, StoreError
 from srprep.io.stores import Store, open_store
 
 log = logging.getLogger(__name__)
 
 __all__ = ["open_field", "check_fields", "PatchDataset", "BatchIndexSampler", "make_loader", "Prefetcher",
-           "nchw", "to_unit_float", "sample_rng", "build_dataset"]
+           "nchw", "to_unit_float", "sample_rng", "build_dataset", "check_readable"]
 
 _HDF5_NAME = "data.h5"
 
@@ -142,6 +142,66 @@ def check_fields(stores: dict[str, Store], keys: Sequence[str], *, scale: int, p
                              f"lower data.patch or drop small images")
         grid[key] = (h, w)
     return grid
+
+
+def _packed_by_srprep(store: Store) -> bool:
+    """A complete LMDB or HDF5 store that srprep wrote: every value was decoded or encoded by its writer."""
+    from srprep.io.hdf5_store import Hdf5Store
+    from srprep.io.lmdb_store import LmdbStore
+
+    if isinstance(store, LmdbStore):
+        return not store.foreign and bool(store.meta.get("complete"))
+    return isinstance(store, Hdf5Store)
+
+
+def check_readable(dataset: "PatchDataset", run_dir: str | Path, *, workers: int = 1) -> None:
+    """Read every training image once before step 0, so that a broken file stops the run at once with a
+    one-line error naming it, not mid-run inside a DataLoader worker.
+
+    Folders of images (and LMDBs that other programs wrote) are decoded; LMDB and HDF5 stores that srprep
+    wrote are not (their writer decoded every image, and ``srprep verify`` checks their values). A check
+    that passed is remembered in ``RUN/.srprep/data_check.json`` under the stores' fingerprints and keys, so
+    a resumed run does not repeat it.
+
+    Raises:
+        StoreError: an image that cannot be read (the first one's file and cause, and how many failed).
+    """
+    import concurrent.futures
+    import json
+
+    from srprep.fingerprint import fingerprint
+
+    stores = {name: st for name, st in dataset.stores.items() if not _packed_by_srprep(st)}
+    if not stores:
+        return
+    fp = fingerprint({name: [st.fingerprint(), dataset.keys] for name, st in stores.items()})
+    path = Path(run_dir) / ".srprep" / "data_check.json"
+    try:
+        done = json.loads(path.read_text(encoding="utf-8")).get("passed", [])
+    except (OSError, ValueError):
+        done = []
+    if fp in done:
+        return
+    log.info("checking that the %d training images of %s can be read (once per data set)", len(dataset.keys),
+             ", ".join(_store_name(st) for st in stores.values()))
+
+    def read(job):
+        store, key = job
+        try:
+            store.read(key)
+            return None
+        except SrprepError as exc:
+            return str(exc)
+
+    jobs = [(st, k) for st in stores.values() for k in dataset.keys]
+    with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:  # decoders release the GIL
+        errors = [e for e in pool.map(read, jobs) if e is not None]
+    if errors:
+        more = f" ({len(errors)} unreadable training images in all)" if len(errors) > 1 else ""
+        raise StoreError(f"{errors[0]}{more}; found before training started")
+    from srprep.runner import write_json_atomic
+
+    write_json_atomic(path, {"passed": (done + [fp])[-20:]})
 
 
 def sample_rng(seed: int, index: int, stream: int = 1) -> np.random.Generator:
@@ -352,7 +412,10 @@ class Prefetcher:
         return {k: (v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
     def _load(self) -> dict:
-        batch = next(self.iterator)
+        try:
+            batch = next(self.iterator)
+        except SrprepError as exc:
+            raise _one_line(exc) from None
         if self.stream is None:
             return self._move(batch) if self.device.type != "cpu" else batch
         with torch.cuda.stream(self.stream):
@@ -368,6 +431,16 @@ class Prefetcher:
                     v.record_stream(current)  # the caching allocator must not reuse it while compute reads it
         self._next = self._load()
         return batch
+
+
+def _one_line(exc: Exception) -> Exception:
+    """A DataLoader worker's error as its own message: torch re-raises it with the worker's whole traceback."""
+    text = str(exc)
+    if "Original Traceback" not in text:
+        return exc
+    last = text.strip().splitlines()[-1]
+    name, _, message = last.partition(": ")
+    return type(exc)(message if name.rsplit(".", 1)[-1] == type(exc).__name__ else last)
 
 
 def nchw(x: torch.Tensor) -> torch.Tensor:

@@ -63,7 +63,7 @@ def eco_mix(original: torch.Tensor, centroid: torch.Tensor, alpha: float) -> tor
 def eco_schedule_plot(shift: float = 0.0, *, mark: float | None = None,
                       size: tuple[int, int] = (640, 360)) -> np.ndarray:
     """(H, W, 3) uint8 RGB plot of both schedules against p = step / total (``mark``: a vertical line at p)."""
-    from srprep.ops.plot import line_plot
+    from srprep.ops.figures import Panel, line_panels
 
     p = np.linspace(0.0, 1.0, 201)
     series = {
@@ -71,5 +71,5 @@ def eco_schedule_plot(shift: float = 0.0, *, mark: float | None = None,
         "linear": (p, 1.0 - p),
     }
     vlines = [mark] if mark is not None else []
-    return line_plot(series, title="ECO centroid weight alpha", xlabel="p = step / total",
-                     ylabel="alpha", size=size, ylim=(0.0, 1.0), vlines=vlines)
+    return line_panels([Panel(series, title="ECO centroid weight alpha", xlabel="p = step / total", ylabel="alpha",
+                              ylim=(0.0, 1.0), vlines=vlines)], width=size[0], panel_height=size[1])

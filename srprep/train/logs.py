@@ -1,13 +1,17 @@
-"""What a run writes as it goes: CSV logs, optional TensorBoard events, PNG curves and validation crops.
+"""What a run writes as it goes: CSV logs, PNG curves and validation crops (TensorBoard: :mod:`.tensorboard`).
 
+``RUN/train.log``  the run's log lines (progress with ETA, validation, warnings), with times; appended on resume
 ``RUN/train.csv``  step, loss, lr, eco_alpha, skipped (steps skipped since the last row), steps_per_s, elapsed_s
 ``RUN/val.csv``    step, psnr, ssim, bicubic_psnr, bicubic_ssim, best_psnr
 ``RUN/curves.png`` training loss (log scale) and validation PSNR against the step, bicubic as a reference line
+                   (matplotlib when the ``plots`` extra is installed, else a plainer OpenCV drawing)
 ``RUN/val_crops.png`` bicubic | SR | HR crops of the first validation images at the latest validation
-``RUN/tb/``        TensorBoard events, only when the ``tensorboard`` package is importable (it is not a
-                   dependency of srprep: its wheel requires Pillow, which would replace pillow-simd)
+``RUN/tb/``        TensorBoard events (:mod:`.tensorboard`), when the ``tensorboard`` extra is installed
 
-On resume, rows after the checkpoint's step are dropped so the logs read as one uninterrupted run.
+On resume, rows after the checkpoint's step are dropped so the logs read as one uninterrupted run: the file
+is rewritten atomically (a temporary file, then a rename) and its kept lines are copied as they are, never
+parsed and formatted again, so a resumed run's CSV has the bytes an uninterrupted run's has (the time
+columns ``steps_per_s`` and ``elapsed_s`` aside); a line torn by a kill is dropped with the rows after it.
 """
 from __future__ import annotations
 
@@ -20,10 +24,9 @@ from typing import Optional
 
 import numpy as np
 
+from srprep.errors import write_error
 from srprep.io.images import write_image
-from srprep.ops.plot import line_plot, stack_images
-
-log = logging.getLogger(__name__)
+from srprep.ops.figures import Panel, line_panels
 
 __all__ = ["RunLog", "TRAIN_COLUMNS", "VAL_COLUMNS", "read_csv"]
 
@@ -45,18 +48,33 @@ def read_csv(path: str | os.PathLike) -> list[dict]:
 
 
 def _truncate(path: Path, columns: tuple, after_step: int) -> None:
-    rows = [r for r in read_csv(path) if r["step"] <= after_step]
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(columns)
-        for r in rows:
-            writer.writerow([r.get(c, "") for c in columns])
+    """Keep the header and the complete rows up to ``after_step`` as they are; replace the file atomically."""
+    header = ",".join(columns) + "\r\n"
+    kept = [header]
+    with open(path, newline="", encoding="utf-8") as fh:
+        lines = fh.readlines()
+    for line in lines[1:]:
+        step = line.split(",", 1)[0]
+        if not line.endswith("\n") or not step.isdigit() or int(step) > after_step:
+            break  # torn by a kill, or written after the checkpoint we resume from
+        kept.append(line)
+    text = "".join(kept)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise write_error(path, exc) from exc
 
 
 class RunLog:
-    """Appends rows to the run's CSV files (and TensorBoard), draws the PNGs. Only the main process logs."""
+    """Appends rows to the run's CSV files, draws the PNGs. Only the main process logs."""
 
-    def __init__(self, run_dir: str | os.PathLike, *, resume_step: Optional[int] = None, tensorboard: bool = True):
+    def __init__(self, run_dir: str | os.PathLike, *, resume_step: Optional[int] = None):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.train_path = self.run_dir / "train.csv"
@@ -67,64 +85,67 @@ class RunLog:
             elif not path.is_file() or resume_step is None:
                 with open(path, "w", newline="", encoding="utf-8") as fh:
                     csv.writer(fh).writerow(columns)
-        self.tb = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter  # needs the optional tensorboard package
-
-                self.tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=resume_step)
-            except ImportError:
-                log.debug("tensorboard is not installed: CSV logs only")
+        self._text = _attach_text_log(self.run_dir / "train.log")
 
     def _append(self, path: Path, columns: tuple, values: dict) -> None:
-        with open(path, "a", newline="", encoding="utf-8") as fh:
-            csv.writer(fh).writerow([_fmt(values.get(c, "")) for c in columns])
+        try:
+            with open(path, "a", newline="", encoding="utf-8") as fh:
+                csv.writer(fh).writerow([_fmt(values.get(c, "")) for c in columns])
+        except OSError as exc:
+            raise write_error(path, exc) from exc
 
     def train_row(self, **values) -> None:
         self._append(self.train_path, TRAIN_COLUMNS, values)
-        if self.tb is not None:
-            for k in ("loss", "lr", "eco_alpha", "steps_per_s"):
-                if k in values and values[k] != "":
-                    self.tb.add_scalar(f"train/{k}", values[k], values["step"])
 
     def val_row(self, **values) -> None:
         self._append(self.val_path, VAL_COLUMNS, values)
-        if self.tb is not None:
-            for k in ("psnr", "ssim"):
-                self.tb.add_scalar(f"val/{k}", values[k], values["step"])
 
     def write_curves(self) -> Path:
-        """Draw ``curves.png`` from the CSV files (loss on a log scale; PSNR with the bicubic line)."""
+        """Draw ``curves.png`` from the CSV files (loss on a log scale; PSNR with the bicubic line), with
+        matplotlib when installed (:func:`srprep.ops.figures.line_panels`)."""
         train, val = read_csv(self.train_path), read_csv(self.val_path)
-        plots = []
+        panels = []
         if train:
             steps = [r["step"] for r in train]
-            plots.append(line_plot({"loss": (steps, [r["loss"] for r in train])}, title="training loss",
-                                   xlabel="step", log_y=True))
+            panels.append(Panel({"loss": (steps, [r["loss"] for r in train])}, title="training loss",
+                                xlabel="step", ylabel="loss", log_y=True))
         if val:
             steps = [r["step"] for r in val]
             ref = {"bicubic": val[-1]["bicubic_psnr"]} if math.isfinite(val[-1]["bicubic_psnr"]) else {}
-            plots.append(line_plot({"PSNR (Y)": (steps, [r["psnr"] for r in val])}, title="validation PSNR",
-                                   xlabel="step", ylabel="dB", hlines=ref))
+            panels.append(Panel({"PSNR (Y)": (steps, [r["psnr"] for r in val])}, title="validation PSNR",
+                                xlabel="step", ylabel="dB", hlines=ref))
         path = self.run_dir / "curves.png"
-        if plots:
-            write_image(path, stack_images(plots, gap=6))
+        if panels:
+            write_image(path, line_panels(panels))
         return path
 
     def write_image(self, name: str, img: np.ndarray) -> Path:
         path = self.run_dir / name
         write_image(path, img)
-        if self.tb is not None and name == "val_crops.png":
-            try:
-                step = read_csv(self.val_path)[-1]["step"]
-                self.tb.add_image("val/crops", img, step, dataformats="HWC")
-            except (IndexError, KeyError):
-                pass
         return path
 
     def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
+        _detach_text_log(*self._text)
+
+
+def _attach_text_log(path: Path) -> tuple[logging.Handler, int]:
+    """Copy srprep's log records (INFO and up, whatever the console shows) into ``path`` until detached."""
+    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    logger = logging.getLogger("srprep")
+    level = logger.level
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)  # the console handler keeps its own level (see srprep.cli)
+    logger.addHandler(handler)
+    return handler, level
+
+
+def _detach_text_log(handler: logging.Handler, level: int) -> None:
+    logger = logging.getLogger("srprep")
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+    handler.close()
 
 
 def _fmt(v) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,13 +31,15 @@ from srprep.models import create_model, save_checkpoint
 from . import checkpoint as ckpt
 from .augment import apply_batch_augment, dihedral, draw_batch_augment
 from .config import Config, config_to_dict, save_config
-from .data import Prefetcher, build_dataset, make_loader, nchw, to_unit_float
+from .data import Prefetcher, build_dataset, check_readable, make_loader, nchw, to_unit_float
 from .distributed import all_reduce_mean, barrier, init_distributed, shutdown
 from .eco import eco_alpha, eco_mix, eco_schedule_plot
+from .finetune import WeightsReport, load_matching, resolve_pretrained
 from .logs import RunLog
 from .losses import build_loss
 from .optim import LrSchedule, ModelEma, build_optimizer, clip_gradients
 from .pool import PairPool
+from .tensorboard import open_tensorboard
 from .validate import Validator, validation_keys
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,8 @@ class TrainResult:
     steps_per_s: float  # training throughput, validation and checkpoint time excluded
     stopped_early: bool
     main_process: bool = True  # False in the other processes of a torchrun launch
+    config: Optional[Config] = None  # the config the run used (model.* filled in from model.pretrained)
+    init: Optional[WeightsReport] = None  # what model.pretrained gave (None without it, or when resuming)
 
 
 def step_seeds(seed: int, step: int, rank: int) -> list[int]:
@@ -111,33 +116,51 @@ def _inputs(batch: dict, cfg: Config, step: int, host: torch.Generator, devgen: 
     return lr.contiguous(memory_format=fmt), hr.contiguous(memory_format=fmt), alpha
 
 
+def format_eta(seconds: float) -> str:
+    """``"1h02m"``, ``"3m05s"``, ``"42s"``; ``"?"`` when unknown (training time only: validation adds to it).
+
+    >>> format_eta(3725), format_eta(185), format_eta(42.4), format_eta(float("inf"))
+    ('1h02m', '3m05s', '42s', '?')
+    """
+    if not math.isfinite(seconds):
+        return "?"
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
 def _save_state(run_dir: Path, step: int, model, ema, optimizer, schedule, last_loss, best, cfg, info,
-                pool: Optional[PairPool]) -> Path:
+                pool: Optional[PairPool], logged: dict) -> Path:
     path = ckpt.save_state(ckpt.checkpoint_path(run_dir, step), {
         "step": step, "model": model.state_dict(), "ema": ema.state_dict() if ema else None,
         "pool": pool.state_dict() if pool is not None else None,
         "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "last_loss": last_loss.cpu(),
         "best_psnr": best[0], "best_step": best[1], "rng": ckpt.rng_state(), "config": config_to_dict(cfg),
         # the data stream and the per-step generators are functions of (seed, step, rank): this is their state
-        "sampler": {"next_step": step, "batch": cfg.data.batch, "world": info.world, "seed": cfg.train.seed}})
+        "sampler": {"next_step": step, "batch": cfg.data.batch, "world": info.world, "seed": cfg.train.seed},
+        # the sums behind the next train.csv row, so a resumed run writes the row an uninterrupted one would
+        "log": {"loss_sum": logged["loss_sum"].cpu(), "skipped": logged["skipped"].cpu(), "since": logged["since"]}})
     ckpt.prune_checkpoints(run_dir, cfg.train.keep_ckpts)
     return path
 
 
 def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, stop_at: Optional[int] = None,
-          device: Optional[str] = None) -> TrainResult:
+          device: Optional[str] = None, trust_checkpoint: bool = False) -> TrainResult:
     """Train ``cfg.model`` as configured, writing everything under ``run_dir``.
 
     Args:
         cfg: a checked :class:`~srprep.train.config.Config`.
-        run_dir: output folder (config.yaml, logs, PNGs, checkpoints/, best.pt, last.pt).
+        run_dir: output folder (config.yaml, logs, PNGs, tb/, checkpoints/, best.pt, last.pt).
         resume: ``"auto"`` (latest checkpoint in ``run_dir``, or a fresh start if none) or a checkpoint path.
         stop_at: stop after this many steps (a checkpoint is written), as an interruption would.
         device: overrides ``cfg.train.device``.
+        trust_checkpoint: let ``model.pretrained`` be a checkpoint that pickles Python objects (runs its code).
 
     Raises:
         SrprepError: bad data or options (see :func:`srprep.train.data.build_dataset`), a run folder that
-        already has checkpoints when not resuming, a checkpoint of another network.
+        already has checkpoints when not resuming, a checkpoint of another network, a ``model.pretrained``
+        that cannot be read or does not fit (see :mod:`srprep.train.finetune`).
     """
     run_dir = Path(run_dir)
     info, dev = init_distributed(device or cfg.train.device)
@@ -149,15 +172,19 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
         path = ckpt.latest_checkpoint(run_dir) if resume == "auto" else Path(resume)
         if path is not None:
             state = ckpt.load_state(path)
-            if state["config"]["model"] != config_to_dict(cfg)["model"]:
-                raise SrprepError(f"{path}: the checkpoint is of model {state['config']['model']}, the config asks "
-                                  f"for {config_to_dict(cfg)['model']}")
-            say("resuming from %s (step %d)", path, state["step"])
         else:
             say("no checkpoint in %s: starting from step 0", run_dir)
     elif ckpt.list_checkpoints(run_dir):
         raise SrprepError(f"{run_dir}: already holds checkpoints; continue with --resume auto, or choose another "
                           f"--run-dir")
+    # model.pretrained: the network's name, scale and options may come from the file; its weights only matter
+    # for a fresh start (a resumed run has its own)
+    cfg, source = resolve_pretrained(cfg, trust_checkpoint=trust_checkpoint, need_weights=state is None)
+    if state:
+        if state["config"]["model"] != config_to_dict(cfg)["model"]:
+            raise SrprepError(f"{path}: the checkpoint is of model {state['config']['model']}, the config asks "
+                              f"for {config_to_dict(cfg)['model']}")
+        say("resuming from %s (step %d)", path, state["step"])
     start = int(state["step"]) if state else 0
     saved = state["sampler"] if state else None
     if saved and (saved["world"], saved["batch"], saved["seed"]) != (info.world, cfg.data.batch, cfg.train.seed):
@@ -166,9 +193,17 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
                     saved["world"], saved["batch"], saved["seed"])
 
     dataset = build_dataset(cfg, holdout=validation_keys(cfg) or ())
+    if info.is_main:
+        check_readable(dataset, run_dir, workers=max(1, cfg.data.workers))
     validator = Validator(cfg) if info.is_main and cfg.val.every > 0 else None
     torch.manual_seed(cfg.train.seed)  # the same initial weights for the same seed
-    model = create_model(cfg.model.name, scale=cfg.model.scale, **cfg.model.kwargs).to(dev)
+    # srprep draws nothing from Python's and numpy's global generators, but their states are saved in each
+    # checkpoint: seeded, a run's checkpoints hold the same values however often it was interrupted
+    random.seed(cfg.train.seed)
+    np.random.seed(cfg.train.seed % 2**32)
+    model = create_model(cfg.model.name, scale=cfg.model.scale, **cfg.model.kwargs)
+    init = load_matching(model, source, strict=cfg.model.strict) if source is not None else None
+    model = model.to(dev)
     channels_last = cfg.train.channels_last if cfg.train.channels_last is not None else dev.type == "cuda"
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
@@ -200,10 +235,12 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
     bf16 = cfg.train.precision == "bf16" or (cfg.train.precision == "auto" and dev.type == "cuda")
     params = [p for p in model.parameters() if p.requires_grad]
 
-    runlog = None
+    runlog = tb = None
     if info.is_main:
+        ckpt.remove_torn(run_dir)
         save_config(cfg, run_dir / "config.yaml")
-        runlog = RunLog(run_dir, resume_step=start if state else None, tensorboard=cfg.train.tensorboard)
+        runlog = RunLog(run_dir, resume_step=start if state else None)
+        tb = open_tensorboard(run_dir, resume_step=start if state else None) if cfg.train.tensorboard else None
         if cfg.eco.enabled:
             runlog.write_image("eco_schedule.png", eco_schedule_plot(cfg.eco.shift))
     loader = make_loader(dataset, batch=cfg.data.batch, start_step=start, rank=info.rank, world=info.world,
@@ -211,6 +248,7 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
     prefetch = Prefetcher(loader, dev)
     host_gen, dev_gen = torch.Generator(), torch.Generator(device=dev)
     loss_sum = torch.zeros((), device=dev)
+    term_sum = torch.zeros(len(loss_fn.names), device=dev)
     skipped = torch.zeros((), device=dev)
     timed = [0, 0.0]  # steps and seconds counted for the throughput (after the first log interval)
     last_psnr = math.nan
@@ -218,6 +256,10 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
     state_path = None
     done = start
     tick, since = time.perf_counter(), start
+    if state and "log" in state:
+        loss_sum += state["log"]["loss_sum"].to(dev)
+        skipped += state["log"]["skipped"].to(dev)
+        since = int(state["log"]["since"])
     total = cfg.train.iters if stop_at is None else min(cfg.train.iters, stop_at)
     say("training %s x%d for %d steps (from %d) on %s%s, %d patch(es) of %d per step%s", cfg.model.name,
         cfg.model.scale, cfg.train.iters, start, dev, f" x {info.world} processes" if info.enabled else "",
@@ -232,7 +274,7 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
             rate = schedule.apply(step)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
                 sr = net(lr)
-            loss = loss_fn(sr, hr)
+            loss, terms = loss_fn.terms(sr, hr)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             clip_gradients(params, cfg.train.grad_clip_mode, cfg.train.grad_clip)
@@ -246,11 +288,14 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
             if ema is not None:
                 ema.update(model, step)
             loss_sum += loss.detach()
+            term_sum += terms.detach()
             done = step + 1
 
-            if done % cfg.train.log_every == 0 or done == total:
-                # the one host sync, every log_every steps (the mean over processes under torchrun)
+            if done % cfg.train.log_every == 0 or done == cfg.train.iters:
+                # the one host sync, every log_every steps (the mean over processes under torchrun); not at
+                # a stop_at step: the sums go into the checkpoint, so the resumed run writes the same rows
                 mean_loss = float(all_reduce_mean(loss_sum, info)) / (done - since)
+                mean_terms = (all_reduce_mean(term_sum, info) / (done - since)).tolist()  # every process joins
                 seconds = time.perf_counter() - tick
                 if since > start or done == total:
                     timed[0] += done - since
@@ -258,9 +303,16 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
                 if runlog is not None:
                     runlog.train_row(step=done, loss=mean_loss, lr=rate, eco_alpha=alpha, skipped=int(skipped),
                                      steps_per_s=(done - since) / max(seconds, 1e-9), elapsed_s=seconds)
-                say("step %d/%d  loss %.5f  lr %.3g%s  %.2f steps/s", done, cfg.train.iters, mean_loss, rate,
-                    "" if math.isnan(alpha) else f"  eco alpha {alpha:.3f}", (done - since) / max(seconds, 1e-9))
+                if tb is not None:
+                    tb.scalars(done, {"train/loss": mean_loss, "train/lr": rate, "train/eco_alpha": alpha,
+                                      "train/steps_per_s": (done - since) / max(seconds, 1e-9),
+                                      **{f"train/loss/{n}": v for n, v in zip(loss_fn.names, mean_terms)}})
+                speed = timed[0] / timed[1] if timed[1] > 0 else (done - since) / max(seconds, 1e-9)
+                say("step %d/%d  loss %.5f  lr %.3g%s  %.2f steps/s  ETA %s", done, cfg.train.iters, mean_loss, rate,
+                    "" if math.isnan(alpha) else f"  eco alpha {alpha:.3f}", (done - since) / max(seconds, 1e-9),
+                    format_eta((total - done) / speed if speed > 0 else math.inf))
                 loss_sum.zero_()
+                term_sum.zero_()
                 skipped.zero_()
                 since = done
             if cfg.val.every > 0 and (done % cfg.val.every == 0 or done == cfg.train.iters) and validator is None:
@@ -277,6 +329,10 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
                                bicubic_ssim=validator.bicubic_ssim, best_psnr=best[0])
                 if res["sheet"] is not None:
                     runlog.write_image("val_crops.png", res["sheet"])
+                if tb is not None:
+                    tb.scalars(done, {"val/psnr": res["psnr"], "val/ssim": res["ssim"]})
+                    if res["sheet"] is not None:
+                        tb.image("val/crops", res["sheet"], done)
                 runlog.write_curves()
                 log.info("validation at step %d: PSNR %.3f dB, SSIM %.4f (bicubic %.3f dB; best %.3f at %d)", done,
                          res["psnr"], res["ssim"], validator.bicubic_psnr, best[0], best[1])
@@ -284,18 +340,19 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
             if done % cfg.train.ckpt_every == 0 or done == total:
                 if info.is_main:
                     state_path = _save_state(run_dir, done, model, ema, optimizer, schedule, last_loss, best, cfg,
-                                             info, pool)
+                                             info, pool, {"loss_sum": loss_sum, "skipped": skipped, "since": since})
                 barrier(info)
             if done % cfg.train.log_every == 0:
                 tick = time.perf_counter()  # validation and checkpoints are not training time
     except KeyboardInterrupt:
         if info.is_main and done > start:
-            path = _save_state(run_dir, done, model, ema, optimizer, schedule, last_loss, best, cfg, info, pool)
+            path = _save_state(run_dir, done, model, ema, optimizer, schedule, last_loss, best, cfg, info, pool,
+                               {"loss_sum": loss_sum, "skipped": skipped, "since": since})
             log.warning("interrupted at step %d; state saved to %s: continue with --resume auto", done, path)
         raise
     finally:
-        if runlog is not None:
-            runlog.close()
+        if tb is not None:
+            tb.close()
         shutdown(info)
 
     last_path = None
@@ -307,4 +364,4 @@ def train(cfg: Config, run_dir: str | Path, *, resume: Optional[str] = None, sto
                        last_psnr=last_psnr, best_checkpoint=best_path if best_path.is_file() else None,
                        last_checkpoint=last_path, state_checkpoint=state_path,
                        steps_per_s=timed[0] / timed[1] if timed[1] > 0 else math.nan,
-                       stopped_early=done < cfg.train.iters, main_process=info.is_main)
+                       stopped_early=done < cfg.train.iters, main_process=info.is_main, config=cfg, init=init)

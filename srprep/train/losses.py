@@ -16,12 +16,13 @@ the same scale, so a weight of 255 reproduces losses written on the 0-255 scale 
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["l1_loss", "mse_loss", "charbonnier_loss", "clip_l1_loss", "ssim_loss", "build_loss", "LOSSES"]
+__all__ = ["l1_loss", "mse_loss", "charbonnier_loss", "clip_l1_loss", "ssim_loss", "build_loss", "WeightedLoss",
+           "LOSSES"]
 
 
 def l1_loss(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
@@ -84,18 +85,30 @@ LOSSES = {
 }
 
 
-def build_loss(terms: Sequence) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The weighted sum of :class:`~srprep.train.config.LossTerm` s, as one ``loss(sr, hr)`` function."""
-    parts = [(float(t.weight), LOSSES[t.type](t)) for t in terms]
-    if not parts:
-        raise ValueError("no loss terms")
+class WeightedLoss:
+    """``loss(sr, hr)``: the weighted sum of the configured terms; :meth:`terms` also gives each weighted term.
 
-    def loss(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    ``names`` label the terms (``"l1"``, ``"ssim"``; ``"l1_1"`` for a second term of a type already used).
+    """
+
+    def __init__(self, terms: Sequence):
+        self.parts = [(float(t.weight), LOSSES[t.type](t)) for t in terms]
+        if not self.parts:
+            raise ValueError("no loss terms")
+        types = [t.type for t in terms]
+        self.names = [kind if types[:i].count(kind) == 0 else f"{kind}_{types[:i].count(kind)}"
+                      for i, kind in enumerate(types)]
+
+    def terms(self, sr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(total, weighted terms): a scalar tensor and a (len(names),) tensor, both in float32."""
         sr, hr = sr.float(), hr.float()
-        total = None
-        for weight, fn in parts:
-            value = fn(sr, hr) * weight
-            total = value if total is None else total + value
-        return total
+        values = torch.stack([fn(sr, hr) * weight for weight, fn in self.parts])
+        return values.sum(), values
 
-    return loss
+    def __call__(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        return self.terms(sr, hr)[0]
+
+
+def build_loss(terms: Sequence) -> WeightedLoss:
+    """The weighted sum of :class:`~srprep.train.config.LossTerm` s, as one ``loss(sr, hr)`` callable."""
+    return WeightedLoss(terms)

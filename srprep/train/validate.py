@@ -99,14 +99,14 @@ class Validator:
             if i < self.cfg.crops:
                 box = self._crop_box(im.hr.shape)
                 rows.append([im.bicubic[box], sr[box], im.hr[box]])
-                labels.append([f"{im.key} bicubic {im.bicubic_psnr:.2f}", f"SR {p:.2f} dB", "HR"])
+                labels.append([f"{im.key}: {im.bicubic_psnr:.2f} dB", f"{p:.2f} dB", im.key])
         result = {"psnr": float(np.mean([r["psnr"] for r in scores])),
                   "ssim": float(np.mean([r["ssim"] for r in scores])), "images": scores, "sheet": None}
         if rows:
             try:
                 from srprep.ops.sheet import contact_sheet
 
-                result["sheet"] = contact_sheet(rows, labels)
+                result["sheet"] = contact_sheet(rows, labels, titles=["bicubic", "SR (this step)", "HR"])
             except ImportError:  # pragma: no cover - the sheet module ships with srprep
                 result["sheet"] = np.concatenate([np.concatenate(r, axis=1) for r in rows], axis=0)
         return result

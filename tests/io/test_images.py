@@ -864,3 +864,33 @@ def test_no_global_state_changed_at_import():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[2], env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert out.stdout.strip() == "ok", out.stderr
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif", ".bmp", ".jpg"])
+def test_is_grey_file_tells_one_channel_files_from_colour(tmp_path, small, ext):
+    from srprep.io.images import is_grey_file
+
+    write_image(tmp_path / f"grey{ext}", small[..., 1])
+    write_image(tmp_path / f"flat{ext}", np.repeat(small[..., 1:2], 3, axis=2))  # colour file, equal channels
+    assert is_grey_file(tmp_path / f"grey{ext}") and not is_grey_file(tmp_path / f"flat{ext}")
+    with pytest.raises(ImageError, match="no such file"):
+        is_grey_file(tmp_path / f"absent{ext}")
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_ignored_by_default_and_applied_as_pillow_does_on_request(tmp_path, orientation):
+    from PIL import Image, ImageOps
+
+    from srprep.io.images import read_exif_orientation
+
+    rng = np.random.default_rng(orientation)
+    pixels = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)  # not square: rotations change the shape
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "photo.png"
+    Image.fromarray(pixels).save(path, exif=exif.tobytes())
+    assert read_exif_orientation(path) == orientation
+    np.testing.assert_array_equal(read_image(path), pixels)
+    with Image.open(path) as im:
+        upright = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    np.testing.assert_array_equal(read_image(path, exif_orientation="apply"), upright)

@@ -28,6 +28,11 @@ torch.set_num_threads(2)
         ("rcan", 4, {}, 15_592_355),  # "15.6M"
         ("rcan", 2, {}, 15_444_643),
         ("rrdbnet", 4, {}, 16_697_987),  # ESRGAN generator "16.7M"
+        ("carn_m", 2, {}, 414_787),  # the official multi-scale carn_m.pth (414,811 values incl. frozen mean shifts)
+        ("carn", 2, {}, 1_591_939),  # CARN multi-scale ("1,592K")
+        ("pan", 4, {}, 272_419),  # PAN x4 "272K"
+        ("fsrcnn", 3, {}, 12_809),  # FSRCNN(56, 12, 4), any scale
+        ("srcnn", 3, {}, 57_281),  # SRCNN 9-5-5, 64/32 features
     ],
 )
 def test_published_parameter_counts(name, scale, kwargs, expected):

@@ -67,11 +67,19 @@ def test_official_edsr_layout_loads_and_round_trips(tmp_path, scale):
     _same_outputs(src, model, scale)
 
 
-def test_edsr_256_features_assumes_paper_res_scale(tmp_path):
+def test_edsr_res_scale_is_not_guessed_for_wide_models(tmp_path):
+    """res_scale leaves no trace in the weights: a 256-feature EDSR (the paper's used 0.1, EDSR-PyTorch's default
+    is 1) is refused until it is given; the given value is used."""
     with torch.device("meta"):
         state = EDSR(scale=2, num_blocks=1, num_feats=256).state_dict()
     arch, scale, kwargs = infer_architecture(state)
-    assert (arch, scale, kwargs["res_scale"]) == ("edsr", 2, 0.1)
+    assert (arch, scale, kwargs["res_scale"]) == ("edsr", 2, None)
+    path = tmp_path / "edsr_wide.pt"
+    torch.save(EDSR(scale=2, num_blocks=1, num_feats=256, res_scale=0.1).state_dict(), path)
+    with pytest.raises(SrprepError, match="res_scale is not stored in the weights.*res_scale=0.1"):
+        load_pretrained(path)
+    model, info = load_pretrained(path, model_kwargs={"res_scale": 0.1})
+    assert info.kwargs["res_scale"] == 0.1 and model.body[0].res_scale == 0.1
 
 
 def test_basicsr_prefers_params_ema(tmp_path):
@@ -213,3 +221,32 @@ def test_safetensors_missing_package_message(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "safetensors", None)
     with pytest.raises(SrprepError, match="pip install safetensors"):
         load_pretrained(path)
+
+
+class RunsCode:
+    """A pickle that would run a shell command when loaded."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_refused_pickle_names_the_global_it_would_call_in_one_line_and_runs_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.pth"
+    torch.save({"params": MSRResNet(scale=4, num_block=1, num_feat=8).state_dict(), "x": RunsCode(marker)}, path)
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-m", "srprep", "upscale", str(repo / "srprep/samples/set5"),
+                           str(tmp_path / "out"), "-m", str(path)], capture_output=True, text=True, cwd=repo,
+                          timeout=300)
+    assert proc.returncode == 1 and not marker.exists()
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"error: {path}: the checkpoint pickles a Python object (posix.system), not just "
+                                  f"tensors; loading it would run code from the file"), proc.stderr

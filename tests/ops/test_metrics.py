@@ -88,3 +88,18 @@ def test_input_checks(pair):
         ssim(sr[:-1], hr)
     with pytest.raises(SrprepError, match="11x11"):
         ssim(sr[:14, :14], hr[:14, :14], border=2)
+
+
+@pytest.mark.parametrize("border", [0, 2])
+def test_float_planes_are_measured_unrounded(rng, border):
+    """psnr_planes / ssim_planes take float planes (e.g. a network's Y before rounding) on the 0..255 scale."""
+    from srprep.ops.metrics import psnr_planes, ssim_planes
+
+    a = rng.uniform(16, 235, size=(30, 27))
+    b = np.clip(a + rng.normal(0, 3, size=a.shape), 0, 255)
+    c = slice(border, -border or None)
+    assert psnr_planes(a, b, border=border) == pytest.approx(_ref_psnr(a[c, c], b[c, c]), abs=1e-9)
+    assert ssim_planes(a, b, border=border) == pytest.approx(_ref_ssim_plane(a[c, c], b[c, c]), abs=1e-9)
+    assert psnr_planes(a, a) == math.inf
+    with pytest.raises(SrprepError, match="planes of equal shape"):
+        psnr_planes(a, b[:-1])

@@ -269,3 +269,11 @@ def test_cli_end_to_end_and_one_line_errors(set5_copy):
     assert len(proc.stderr.strip().splitlines()) == 1
     proc = srprep("crop", "--help")
     assert "Example" in proc.stdout and "--small" in proc.stdout
+
+
+def test_crop_into_the_folder_of_its_inputs_is_refused(set5_copy):
+    before = sorted(p.relative_to(set5_copy) for p in set5_copy.rglob("*"))
+    proc = srprep("crop", set5_copy / "HR", "--lr", set5_copy / "X2", set5_copy, "--size", "96", "--step", "48")
+    assert proc.returncode == 1
+    assert f"error: {set5_copy / 'HR'}: the output of crop is its input {set5_copy / 'HR'}" in proc.stderr
+    assert sorted(p.relative_to(set5_copy) for p in set5_copy.rglob("*")) == before

@@ -31,13 +31,15 @@ def test_im2double_convention_matches_basicsr_lrbic(shared_data, tmp_path):
     # tests/ops/test_imresize.py, which pins them.
     known = {("baby", 4): 1, ("woman", 4): 1}
     dst = tmp_path / "Set5"
+    # --layout basicsr: BasicSR's folder and file names, im2double, HR cropped to a multiple of 12
     assert main(["-q", "downsample", shared_data / "benchmark/Set5/HR", dst, "-s", "2", "-s", "4",
-                 "--im2double", "--mod", "12", "--naming", "same"]) == 0
+                 "--layout", "basicsr"]) == 0
+    assert sorted(p.name for p in dst.iterdir()) == sorted(p.name for p in (shared_data / "basicsr_im2double/Set5").iterdir())
     for name in NAMES:
-        assert np.array_equal(read_image(dst / f"HR/{name}.png"),
+        assert np.array_equal(read_image(dst / f"GTmod12/{name}.png"),
                               read_image(shared_data / f"basicsr_im2double/Set5/GTmod12/{name}.png"))
         for s in (2, 4):
-            ours = read_image(dst / f"X{s}/{name}.png")
+            ours = read_image(dst / f"LRbicx{s}/{name}.png")
             ref = read_image(shared_data / f"basicsr_im2double/Set5/LRbicx{s}/{name}.png")
             diff = np.abs(ours.astype(int) - ref)
             assert np.count_nonzero(diff) == known.get((name, s), 0) and diff.max() <= 1, f"{name} x{s}"

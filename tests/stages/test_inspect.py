@@ -92,12 +92,14 @@ def test_contact_sheet_shows_random_pairs_side_by_side(set5, tmp_path):
     again = inspect(set5 / "h5", sheet=tmp_path / "sheet2.png", n=4, seed=3)
     assert len(rep.sheet_keys) == 4 and rep.sheet_keys == again.sheet_keys  # same seed, same keys
     sheet = read_image(tmp_path / "sheet.png")
-    assert sheet.shape == (4 + 4 * (18 + 96 + 4), 4 + 3 * (96 + 4), 3)
+    # column titles (HR, X2 (x2), X4 (x4)), then per row the key and sizes above each image
+    assert sheet.shape == (4 + 18 + 4 * (18 + 96 + 4), 4 + 3 * (96 + 4), 3)
+    assert (sheet[4:22, 4:300] > 200).any()  # title text
     # row 1: the HR sub-image, then X2 and X4 upscaled by 2 and 4 (nearest), side by side
     key = rep.sheet_keys[0]
     hr = read_image(set5 / f"sub/HR/{key}.png")
     x4 = read_image(set5 / f"sub/X4/{key}x4.png")
-    top = 4 + 18
+    top = 4 + 18 + 18
     np.testing.assert_array_equal(sheet[top:top + 96, 4:100], hr)
     np.testing.assert_array_equal(sheet[top:top + 96, 204:300], np.repeat(np.repeat(x4, 4, 0), 4, 1))
     assert np.array_equal(read_image(tmp_path / "sheet.png"), read_image(tmp_path / "sheet2.png"))

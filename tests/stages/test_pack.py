@@ -204,7 +204,9 @@ def test_bad_input_is_refused_with_the_file_or_key(dataset, tmp_path):
     with pytest.raises(StoreError, match=r"HR.lmdb: exists and is not an LMDB folder"):
         pack(data, out, progress=False)
     (out / "HR.lmdb").unlink()
-    env = lmdb.open(str(out / "X2.lmdb"))  # someone else's LMDB
+    env = lmdb.open(str(out / "X2.lmdb"))  # someone else's LMDB (an empty one holds nothing and is taken over)
+    with env.begin(write=True) as txn:
+        txn.put(b"theirs", b"data")
     env.close()
     with pytest.raises(StoreError, match=r"X2.lmdb: an LMDB that srprep did not write"):
         pack(data, out, progress=False)
@@ -298,3 +300,127 @@ def test_cli_help_and_one_line_errors(dataset, tmp_path):
     assert re.search(r"pack: 16 items, 16 processed.*hdf5 raw, \d+ items per field \(HR, X2\) from 16 images", out)
     code, _, err = srprep("pack", dataset, tmp_path / "out2", "--crop")
     assert code == 1 and len(err.strip().splitlines()) == 1 and "img00.png" in err and "--small" in err
+
+
+# ------------------------------------------------------------------ stores that prove they are whole
+
+
+def same_lmdb(a: Path, b: Path) -> bool:
+    sa, sb = LmdbStore(a), LmdbStore(b)
+    try:
+        return sa.keys() == sb.keys() and all(sa.read_bytes(k) == sb.read_bytes(k) for k in sa.keys())
+    finally:
+        sa.close()
+        sb.close()
+
+
+DIE_IN_CREATE = """
+import os, signal, sys
+import lmdb
+real = lmdb.open
+def open_then_die(*args, **kw):
+    env = real(*args, **kw)
+    if not kw.get("readonly"):
+        os.kill(os.getpid(), signal.SIGKILL)  # the environment exists, nothing is committed yet
+    return env
+lmdb.open = open_then_die
+from srprep.stages.pack import pack
+pack(sys.argv[1], sys.argv[2], jobs=1, progress=False)
+"""
+
+
+@pytest.mark.parametrize("then", ["resume", "force"])
+def test_a_kill_while_pack_creates_an_lmdb_leaves_a_store_the_next_run_takes_over(dataset, tmp_path, then):
+    dst, ref = tmp_path / "dst", tmp_path / "ref"
+    proc = subprocess.run([sys.executable, "-c", DIE_IN_CREATE, str(dataset), str(dst)], cwd=REPO,
+                          capture_output=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+    assert (dst / "HR.lmdb/data.mdb").is_file(), "the kill must land after the environment was created"
+    code, out, err = srprep("pack", dataset, dst, "-j", "1", *(["--force"] if then == "force" else []))
+    assert code == 0, err
+    pack(dataset, ref, jobs=1, progress=False)
+    assert same_lmdb(dst / "HR.lmdb", ref / "HR.lmdb") and same_lmdb(dst / "X2.lmdb", ref / "X2.lmdb")
+
+
+def test_a_truncated_or_corrupt_lmdb_is_refused_in_one_line_and_force_rebuilds_it(dataset, tmp_path):
+    dst = tmp_path / "dst"
+    pack(dataset, dst, jobs=1, progress=False)
+    data = dst / "HR.lmdb/data.mdb"
+    size = data.stat().st_size
+    os.truncate(data, size // 2)
+    for args in (["inspect", dst / "HR.lmdb"], ["inspect", dst / "HR.lmdb", "--sheet", tmp_path / "s.png"]):
+        code, out, err = srprep(*args)
+        assert code == 1, (code, err)  # not 135 (SIGBUS)
+        assert err.strip().count("\n") == 0 and f"{data}: truncated LMDB ({size // 2} bytes, its header needs" in err
+    with pytest.raises(StoreError, match="truncated LMDB"):
+        LmdbStore(dst / "HR.lmdb")
+    code, out, err = srprep("pack", dataset, dst, "-j", "1")
+    assert code == 1 and "damaged since pack finished" in err and "--force" in err and "HR.lmdb/data.mdb" in err
+    code, out, err = srprep("pack", dataset, dst, "-j", "1", "--force")
+    assert code == 0, err
+    assert data.stat().st_size == size and LmdbStore(dst / "HR.lmdb").meta["complete"]
+
+    with open(data, "r+b") as fh:  # a corrupt header
+        fh.write(b"\0" * 64)
+        fh.seek(4096)
+        fh.write(b"\0" * 64)
+    code, out, err = srprep("inspect", dst / "HR.lmdb")
+    assert code == 1 and err.strip() == f"error: {data}: damaged LMDB (its header is not an LMDB header); delete " \
+                                       f"the store or run the srprep command that wrote it with --force"
+    (dst / ".srprep/manifest.json").unlink()  # an interrupted run's store: the writer itself must refuse it
+    code, out, err = srprep("pack", dataset, dst, "-j", "1")
+    assert code == 1 and "damaged LMDB" in err
+    code, out, err = srprep("pack", dataset, dst, "-j", "1", "--force")
+    assert code == 0, err
+    assert LmdbStore(dst / "HR.lmdb").meta["complete"]
+
+
+def test_a_truncated_hdf5_is_refused_in_one_line_and_force_rebuilds_it(dataset, tmp_path):
+    dst = tmp_path / "dst"
+    pack(dataset, dst, fmt="hdf5", jobs=1, progress=False)
+    data = dst / "data.h5"
+    size = data.stat().st_size
+    os.truncate(data, size // 2)
+    code, out, err = srprep("inspect", data)
+    assert code == 1 and err.strip().count("\n") == 0 and f"{data}: truncated HDF5 file" in err
+    code, out, err = srprep("pack", dataset, dst, "--format", "hdf5", "-j", "1")
+    assert code == 1 and "damaged since pack finished" in err
+    code, out, err = srprep("pack", dataset, dst, "--format", "hdf5", "-j", "1", "--force")
+    assert code == 0, err
+    assert Hdf5Store(data, "HR").attrs["complete"] and data.stat().st_size == size
+
+
+def test_pack_refuses_to_write_into_its_own_input(dataset, tmp_path):
+    data = copy_dataset(dataset, tmp_path)
+    before = sorted(p.relative_to(data) for p in data.rglob("*"))
+    code, out, err = srprep("pack", data, data / "HR")
+    assert code == 1 and f"{data / 'HR'}/HR.lmdb: the output of pack lies inside its input {data / 'HR'}" in err
+    code, out, err = srprep("pack", data, data)
+    assert code == 1 and f"{data}/HR.lmdb: the output of pack lies inside its input {data};" in err
+    assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
+
+
+@pytest.mark.parametrize("fmt", ["lmdb", "hdf5"])
+def test_a_full_disk_is_one_line_naming_the_store(dataset, small_disk, fmt):
+    code, out, err = srprep("pack", dataset, small_disk / "dst", "--format", fmt, "-j", "1")
+    assert code == 1, (code, err[-2000:])  # not a crash (HDF5 segfaulted, exit 139)
+    line = err.strip()
+    assert line.count("\n") == 0 and "the disk is full" in line, line[-2000:]
+    assert str(small_disk / "dst") in line
+
+
+@pytest.mark.parametrize("fmt", ["lmdb", "hdf5"])
+def test_a_store_written_by_another_live_process_is_refused(dataset, tmp_path, fmt):
+    from tests.test_lock import start_holder
+
+    dst = tmp_path / "dst"
+    holder = start_holder(dst / ".srprep/lock")  # a second real process holds the output
+    try:
+        code, out, err = srprep("pack", dataset, dst, "--format", fmt, "-j", "1")
+        assert code == 1 and f"{dst}: another srprep process is writing here (pid {holder.pid} on" in err
+        assert not (dst / "HR.lmdb").exists() and not (dst / "data.h5.partial").exists()
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait()
+    code, out, err = srprep("pack", dataset, dst, "--format", fmt, "-j", "1")
+    assert code == 0 and "took over the lock" in err

@@ -231,7 +231,26 @@ def test_bad_layouts_are_named(dataset, tmp_path):
     assert [f.name for f in dataset_layout(bad)] == ["HR", "X4"]
 
 
-def test_histogram_image_draws_bars_and_threshold():
+def test_histogram_image_with_matplotlib_keeps_every_score_and_labels_the_threshold():
+    pytest.importorskip("matplotlib")
+    img = histogram_image([0.01] * 50 + [0.5, 3.0, 40.0], 1.0)
+    assert img.shape == (400, 720, 3) and img.dtype == np.uint8
+    green = (np.abs(img.astype(int) - [0, 158, 115]).sum(axis=2) < 30)
+    red = (np.abs(img.astype(int) - [213, 94, 0]).sum(axis=2) < 30)
+    assert green.sum() > 200 and red.sum() > 50
+    spines = np.flatnonzero((img < 40).all(axis=2).sum(axis=0) > 150)  # axes edges, the threshold line
+    left, right = spines.min(), spines.max()
+    bars = np.flatnonzero(red[:, left:right].any(axis=0)) + left
+    # the 40.0 outlier has its own bar at the right end of the axes (log scale), well right of the 3.0 one
+    assert bars.max() > right - 20 and bars.max() - bars.min() > 100
+    assert red[:, right + 1:].any() and green[:, right + 1:].any()  # legend swatches, off the bars
+    assert len(spines) >= 3  # and the dashed threshold line between them
+
+
+def test_histogram_image_without_matplotlib_draws_bars_and_threshold(monkeypatch):
+    from srprep.ops import figures
+
+    monkeypatch.setattr(figures, "available", lambda: False)
     img = histogram_image([0.01] * 50 + [0.5, 3.0, 40.0], 1.0)
     assert img.shape == (400, 720, 3) and img.dtype == np.uint8
     assert (img == [60, 170, 60]).all(axis=2).sum() > 100 and (img == [200, 60, 50]).all(axis=2).sum() > 10
@@ -248,13 +267,20 @@ def test_cli(dataset, tmp_path, capsys, monkeypatch):
         for f in ("HR", "LR"):
             (sub / f).mkdir(parents=True, exist_ok=True)
             (sub / f / f"{k}.png").write_bytes((root / f / f"{k}.png").read_bytes())
-    monkeypatch.chdir(tmp_path)  # the default work folder is ./<SRC name>_pairs_x<scale>
-    assert main(["pairs", "check", sub, "--scale", "2", "--ids-out", "ids.txt", "--hist", "h.png", "--sheet", "s.png",
-                 "--sheet-count", "2", "-j", "2"]) == 0
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the work folder goes beside the outputs asked for, not into the current one
+    res = tmp_path / "results"
+    assert main(["pairs", "check", sub, "--scale", "2", "--ids-out", res / "ids.txt", "--hist", res / "h.png",
+                 "--sheet", res / "s.png", "--sheet-count", "2", "-j", "2"]) == 0
     out = capsys.readouterr().out
     assert "4 pairs, 2 clean, 2 flagged" in out and "4 measured, 0 reused" in out
-    assert (tmp_path / "X2_pairs_x2/report.csv").is_file() and (tmp_path / "s.png").is_file()
-    assert (tmp_path / "ids.txt").read_text() == "000001.png\n000002.png\n"
+    assert (res / "X2_pairs_x2/report.csv").is_file() and (res / "s.png").is_file()
+    assert (res / "ids.txt").read_text() == "000001.png\n000002.png\n"
+    assert not any(elsewhere.iterdir())
+    assert main(["pairs", "check", sub, "--scale", "2", "-j", "1"]) == 0  # no output asked for: beside SRC
+    assert (tmp_path / "X2_pairs_x2/report.csv").is_file()
+    assert not any(elsewhere.iterdir())
     assert main(["pairs", "check", sub, "-s", "3"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error:") and "000001.png" in err

@@ -9,7 +9,6 @@ from srprep.cli import main
 from srprep.errors import SrprepError
 from srprep.infer import upscale
 from srprep.io.images import read_image, write_image
-from srprep.runner import default_jobs
 from srprep.stages.upscale import InferOptions, upscale_store
 
 
@@ -30,14 +29,14 @@ def test_outputs_equal_infer_upscale(lr_dir, weights, imdn, tmp_path, capsys):
     assert sorted(p.name for p in out.glob("*.png")) == ["baby.png", "bird.png", "head.png"]
     for name in ("baby", "bird", "head"):
         lr = read_image(lr_dir / f"{name}x2.png")
-        np.testing.assert_array_equal(read_image(out / f"{name}.png"), upscale(imdn, lr, scale=2, output="uint8"))
+        np.testing.assert_array_equal(read_image(out / f"{name}.png"), one_thread_upscale(imdn, lr, output="uint8"))
     # Tiled, through the pipelined engine (what --device cuda uses), batched: still infer.upscale's pixels.
     report = upscale_store(lr_dir, tmp_path / "tiled", weights, opts=InferOptions(tile=24, overlap=8),
                            pipelined=True, batch=2, progress=False)
     assert report.processed == 3
     lr = read_image(lr_dir / "baby" "x2.png")
     np.testing.assert_array_equal(read_image(tmp_path / "tiled/baby.png"),
-                                  upscale(imdn, lr, scale=2, tile=24, overlap=8, output="uint8"))
+                                  one_thread_upscale(imdn, lr, tile=24, overlap=8, output="uint8"))
 
 
 def test_cached_on_model_content(lr_dir, weights, tmp_path, capsys):
@@ -63,20 +62,87 @@ def test_cached_on_model_content(lr_dir, weights, tmp_path, capsys):
     assert "3 processed" in capsys.readouterr().out  # an option is a parameter too
 
 
+def one_thread_upscale(model, lr, **kw):
+    """infer.upscale with the one torch thread every network step runs its items with."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return upscale(model, lr, scale=2, **kw)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_worker_processes_give_infer_pixels(lr_dir, weights, imdn, tmp_path):
     report = upscale_store(lr_dir, tmp_path / "two", weights, jobs=2, progress=False)
     assert report.processed == 3
-    # joblib gives each of the 2 workers cores // 2 torch threads; the float summation order of a convolution
-    # depends on the thread count (a rare pixel can round the other way), so compare under the same count.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, default_jobs() // 2))
-    try:
-        for name in ("baby", "bird", "head"):
-            lr = read_image(lr_dir / f"{name}x2.png")
-            np.testing.assert_array_equal(read_image(tmp_path / "two" / f"{name}.png"),
-                                          upscale(imdn, lr, scale=2, output="uint8"))
-    finally:
-        torch.set_num_threads(threads)
+    for name in ("baby", "bird", "head"):
+        lr = read_image(lr_dir / f"{name}x2.png")
+        np.testing.assert_array_equal(read_image(tmp_path / "two" / f"{name}.png"),
+                                      one_thread_upscale(imdn, lr, output="uint8"))
+
+
+def test_the_bytes_do_not_depend_on_jobs_threads_or_where_a_run_resumed(samples, weights, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # A crop where 1 and 2 torch threads round 4 IMDN pixels differently (PyTorch takes another path for
+    # 1x1 convolutions when it has one thread), and a second image so that -j 2 runs two worker processes.
+    src = tmp_path / "lr"
+    kodim = read_image(samples / "kodak/kodim01.png")
+    write_image(src / "a.png", kodim[:200, :300])
+    write_image(src / "b.png", kodim[200:260, :80])
+    repo = Path(__file__).resolve().parents[2]
+    outs = {}
+    for jobs in ("1", "2"):  # -j 1: this process with all its cores' threads; -j 2: two workers
+        proc = subprocess.run([sys.executable, "-m", "srprep", "upscale", str(src), str(tmp_path / jobs), "-m",
+                               str(weights), "-j", jobs], capture_output=True, text=True, cwd=repo, timeout=900)
+        assert proc.returncode == 0, proc.stderr
+        outs[jobs] = {n: (tmp_path / jobs / n).read_bytes() for n in ("a.png", "b.png")}
+    assert outs["1"] == outs["2"]
+
+
+def test_non_finite_weights_or_outputs_are_refused_and_nothing_is_written(lr_dir, weights, tmp_path, capsys):
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    key = next(k for k, v in state.items() if torch.is_floating_point(v) and v.ndim == 4)
+    state[key] = state[key].clone()
+    state[key][0, 0, 0, 0] = float("nan")
+    bad = tmp_path / "nan.pth"
+    torch.save(state, bad)
+    assert main(["upscale", lr_dir, tmp_path / "out", "-m", bad, "-j", "1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    name = key.removeprefix("module.")
+    assert err.startswith(f"error: {bad}: the checkpoint holds non-finite weights ({name}: 1 NaN or inf"), err
+    assert not list((tmp_path / "out").glob("*.png"))
+
+    class Diverges(torch.nn.Module):
+        scale = 2
+
+        def forward(self, x):
+            return torch.nn.functional.interpolate(x, scale_factor=2) / 0.0
+
+    with pytest.raises(SrprepError, match=r"the network output has \d+ non-finite values \(NaN or inf\)"):
+        upscale(Diverges(), read_image(lr_dir / "birdx2.png"), scale=2, output="uint8")
+
+
+def test_a_whole_image_too_big_for_free_memory_is_tiled_automatically(samples, weights, imdn, tmp_path,
+                                                                      monkeypatch, caplog):
+    import srprep.stages.network as network
+
+    spec, model, _ = network.ModelSpec.load(weights)
+    per_pixel = network.bytes_per_pixel(model, 2, "cpu")
+    assert 1000 < per_pixel < 20000  # bytes per LR pixel of IMDN x2 (a whole 2040x1356 DIV2K LR: ~2-9 GiB)
+    assert network.choose_tile(per_pixel, 1356, 2040, 1, 64 << 30, 32) is None
+    assert network.choose_tile(per_pixel, 1356, 2040, 1, 1 << 30, 32) in (384, 512, 768)
+    lr = read_image(samples / "kodak/kodim03.png")[:160, :160]
+    write_image(tmp_path / "lr/x.png", lr)
+    # a worker that may use the memory of a 100x100 LR image gets this 160x160 one tiled (tile 64 + overlap 32)
+    monkeypatch.setattr(network, "available_memory", lambda device: per_pixel * 100 * 100 / 0.6)
+    with caplog.at_level("WARNING"):
+        upscale_store(tmp_path / "lr", tmp_path / "auto", weights, jobs=1, progress=False)
+    assert "a 160x160 image needs about" in caplog.text and "it is tiled (tile 64, overlap 32)" in caplog.text
+    np.testing.assert_array_equal(read_image(tmp_path / "auto/x.png"),
+                                  one_thread_upscale(imdn, lr, tile=64, overlap=32, output="uint8"))
 
 
 def test_scale_mismatch_is_refused(lr_dir, weights, tmp_path, capsys):

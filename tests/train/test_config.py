@@ -92,6 +92,11 @@ def test_the_shipped_recipes_are_what_their_names_say():
     base = load_config(REPO / "configs/edsr_baseline_x2.yaml")
     assert eco.eco.enabled and not base.eco.enabled
     assert count_parameters(create_model(eco.model.name, scale=2, **eco.model.kwargs)) == 1_369_859
+    official = load_config(REPO / "configs/edsr_baseline_official.yaml")  # EDSR-PyTorch's option.py defaults
+    assert count_parameters(create_model(official.model.name, scale=2, **official.model.kwargs)) == 1_369_859
+    assert (official.optim.name, official.optim.lr, official.optim.betas, official.data.batch) == (
+        "adam", 1e-4, [0.9, 0.999], 16)
+    assert (official.train.iters, official.schedule.milestones, official.data.patch) == (300_000, [200_000], 96)
     drop = load_config(REPO / "configs/srresnet_x4_dropout_realesrgan.yaml")
     assert drop.degrade.enabled and drop.data.lr is None and drop.model.kwargs["dropout"] == 0.7
 
@@ -118,3 +123,13 @@ def test_the_realesrgan_configs_use_upstreams_values():
     x4plus = load_config(REPO / "configs/realesrnet_x4plus.yaml")
     assert x4plus.schedule.name == "constant"  # MultiStepLR milestones [1000000]: halved only at the end
     assert x4plus.model.kwargs == {"num_block": 23, "num_feat": 64, "num_grow_ch": 32}
+
+
+def test_floats_written_without_a_dot_are_numbers():
+    # YAML 1.1 (PyYAML) reads 1e-4 as a string; in a number option it is the number everyone means
+    cfg = load_config(None, ["optim.lr=1e-4", "optim.eps=5E-7", "train.ema=0.999"])
+    assert (cfg.optim.lr, cfg.optim.eps, cfg.train.ema) == (1e-4, 5e-7, 0.999)
+    with pytest.raises(ConfigError, match="optim.lr: expected a number, got '1e-4x'"):
+        load_config(None, ["optim.lr=1e-4x"])
+    with pytest.raises(ConfigError, match="model.scale: expected an integer"):
+        load_config(None, ["model.scale=2e0"])

@@ -170,3 +170,45 @@ def test_crop_pad_and_queue_options_are_checked():
             load_config(None, base + bad)
     with pytest.raises(ConfigError, match="degrade.enabled=true"):
         load_config(None, ["degrade.queue=16", "data.batch=8"])
+
+
+def test_a_corrupt_training_image_is_found_before_step_0_in_one_line_and_a_pass_is_remembered(kodak_x2, tmp_path):
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    data = tmp_path / "DATA"
+    shutil.copytree(kodak_x2, data, ignore=shutil.ignore_patterns(".srprep"))
+    bad = data / "HR" / "kodim03.png"
+    good = bad.read_bytes()
+    bad.write_bytes(good[: len(good) // 2])
+
+    def train(run, *extra):
+        return subprocess.run([sys.executable, "-m", "srprep", "train", "-c", str(repo / "configs/tiny_cpu.yaml"),
+                               f"data.root={data}", "train.iters=4", "val.every=0", "train.log_every=2",
+                               "data.patch=32", "data.batch=2", "train.cpu_threads=1", "train.tensorboard=false",
+                               "--run-dir", str(run), *extra], capture_output=True, text=True, cwd=repo, timeout=600)
+
+    proc = train(tmp_path / "run1")
+    assert proc.returncode == 1
+    err = proc.stderr.strip().splitlines()[-1]
+    assert err == f"error: {bad}: truncated or corrupt PNG (no IEND chunk); found before training started", err
+    assert not (tmp_path / "run1/checkpoints").exists()
+
+    bad.write_bytes(good)
+    stat = bad.stat()
+    proc = train(tmp_path / "run2", "data.workers=1")
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads((tmp_path / "run2/.srprep/data_check.json").read_text())["passed"]) == 1
+    # corrupted in place with the same size and time: the remembered check passes, the image fails mid-run
+    # inside a DataLoader worker, and the error is still one line naming the file
+    bad.write_bytes(good[:100] + bytes(len(good) - 100))
+    os.utime(bad, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    proc = train(tmp_path / "run2", "data.workers=1", "train.iters=40", "--resume", "auto")
+    assert proc.returncode == 1
+    err = proc.stderr.strip().splitlines()[-1]
+    assert err.startswith(f"error: {bad}: ") and "Traceback" not in proc.stderr and len(err) < 300, err

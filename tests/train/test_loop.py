@@ -1,4 +1,5 @@
 """The training loop end to end on the CPU: learns, resumes bit for bit, ECO on and off, degradation, CLI."""
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ TINY = REPO / "configs" / "tiny_cpu.yaml"
 FAST = ["train.cpu_threads=1", "train.tensorboard=false"]
 
 
-def test_tiny_config_trains_from_a_packed_store_and_beats_bicubic(kodak_lmdb, tmp_path):
+def test_tiny_config_trains_from_a_packed_store_and_beats_bicubic(kodak_lmdb, tmp_path, capsys):
     cfg = load_config(TINY, [f"data.root={kodak_lmdb}", "val.every=150", *FAST])
     result = train(cfg, tmp_path / "run")
     assert result.steps == 300 and not result.stopped_early
@@ -28,6 +29,15 @@ def test_tiny_config_trains_from_a_packed_store_and_beats_bicubic(kodak_lmdb, tm
     val = read_csv(run / "val.csv")
     assert [r["step"] for r in val] == [150, 300] and val[-1]["best_psnr"] == pytest.approx(result.best_psnr, abs=1e-3)
     assert len(read_csv(run / "train.csv")) == 12
+    log = (run / "train.log").read_text()  # the run's own text log: progress with an ETA, validation
+    assert "step 300/300" in log and "ETA 0s" in log and "validation at step 150: PSNR" in log
+    assert len(re.findall(r"ETA (\d+m)?\d+s", log)) == 12
+    # srprep status shows the run: step, best PSNR, last checkpoint
+    assert main(["status", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{run}: training edsr x2, step 300 of 300 (finished" in out
+    assert f"best PSNR {result.best_psnr:.3f} dB at step" in out and "last checkpoint " in out
+    assert "step_0000300.pt" in out
     # best.pt is an ordinary srprep checkpoint: the network and its config come back
     model, info = load_pretrained(run / "best.pt")
     assert info.arch == "edsr" and info.scale == 2 and info.kwargs["num_blocks"] == 2
@@ -60,8 +70,35 @@ def test_resume_after_stopping_is_bit_identical(kodak_eco, tmp_path):
     for pa, pb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
         assert all(torch.equal(pa[s], pb[s]) for s in pa)
     assert torch.equal(a["last_loss"], b["last_loss"])
-    # the logs read as one run: the rows of the interrupted run after step k are gone
-    assert [r["step"] for r in read_csv(tmp_path / "split" / "train.csv")] == [2, 3, 4, 6, 8]
+    # the global generators are seeded too, so the whole state file holds the same values
+    assert a["rng"]["python"] == b["rng"]["python"]
+    assert torch.equal(a["rng"]["numpy"]["keys"], b["rng"]["numpy"]["keys"])
+    # the logs read as one run: every row is the uninterrupted run's, byte for byte (the time columns aside)
+    assert [r["step"] for r in read_csv(tmp_path / "split" / "train.csv")] == [2, 4, 6, 8]
+    assert csv_without_times(tmp_path / "split" / "train.csv") == csv_without_times(tmp_path / "whole" / "train.csv")
+
+
+def csv_without_times(path):
+    """train.csv's lines without its two wall-clock columns (steps_per_s, elapsed_s)."""
+    lines = path.read_text().splitlines()
+    cut = [lines[0].split(",").index(c) for c in ("steps_per_s", "elapsed_s")]
+    return [",".join(v for i, v in enumerate(line.split(",")) if i not in cut) for line in lines]
+
+
+def test_resuming_after_rows_beyond_the_checkpoint_and_a_torn_line_gives_the_uninterrupted_csv(kodak_x2, tmp_path):
+    cfg = lambda: load_config(TINY, [f"data.root={kodak_x2}", "train.iters=12", "val.every=0", "train.log_every=2",
+                                     "train.ckpt_every=5", "data.patch=32", "data.batch=2", *FAST])  # noqa: E731
+    train(cfg(), tmp_path / "whole")
+    train(cfg(), tmp_path / "split", stop_at=5)  # a checkpoint at 5, between two rows (4 and 6)
+    run = tmp_path / "split"
+    good = (tmp_path / "whole" / "train.csv").read_text().splitlines(keepends=True)
+    # what a kill leaves: rows the killed run wrote after its last checkpoint, then a torn line
+    with open(run / "train.csv", "a", newline="") as fh:
+        fh.writelines(good[3:5])
+        fh.write("8,0.01")
+    train(cfg(), run, resume="auto")
+    assert csv_without_times(run / "train.csv") == csv_without_times(tmp_path / "whole" / "train.csv")
+    assert not list(run.glob(".train.csv.tmp*"))
 
 
 def test_eco_inputs_start_at_the_centroids(kodak_eco):
@@ -224,3 +261,21 @@ def test_torchrun_two_processes_on_the_cpu(kodak_x2, tmp_path):
     assert proc.stdout.count("best PSNR") == 1  # only the main process reports
     assert [r["step"] for r in read_csv(run / "train.csv")] == [3, 6]
     assert (run / "checkpoints" / "step_0000006.pt").is_file() and (run / "best.pt").is_file()
+
+
+def test_a_full_disk_while_saving_a_checkpoint_is_one_line_naming_it(kodak_x2, small_disk):
+    import shutil
+
+    from srprep.errors import SrprepError
+
+    free = shutil.disk_usage(small_disk).free
+    with open(small_disk / "filler", "wb") as fh:
+        fh.write(b"\0" * (free - 96 * 1024))  # room for the config and logs, not for a checkpoint
+    cfg = load_config(TINY, [f"data.root={kodak_x2}", "train.iters=4", "val.every=0", "train.log_every=2",
+                             "train.ckpt_every=2", "data.patch=32", "data.batch=2", *FAST])
+    with pytest.raises(SrprepError) as info:
+        train(cfg, small_disk / "run")
+    msg = str(info.value)
+    assert msg.startswith(f"{small_disk / 'run'}/") and "the disk is full" in msg and "\n" not in msg
+    assert "checkpoint" in msg
+    assert not list((small_disk / "run").rglob("*.tmp")), "no torn checkpoint is left"

@@ -47,3 +47,13 @@ def test_weighted_sum_from_config(pair):
     assert torch.allclose(loss(sr, hr), expected)
     ssim = build_loss([LossTerm("ssim")])
     assert torch.allclose(ssim(sr, hr), ssim_loss(sr, hr))
+
+
+def test_each_weighted_term_is_reported(pair):
+    sr, hr = pair
+    loss = build_loss([LossTerm("l1", 255.0), LossTerm("ssim", 20.0), LossTerm("l1", 2.0)])
+    assert loss.names == ["l1", "ssim", "l1_1"]
+    total, terms = loss.terms(sr, hr)
+    expected = [255 * l1_loss(sr, hr), 20 * ssim_loss(sr, hr), 2 * l1_loss(sr, hr)]
+    assert torch.allclose(terms, torch.stack(expected))
+    assert torch.allclose(total, sum(expected)) and torch.equal(total, loss(sr, hr))

@@ -39,7 +39,7 @@ def test_ticks_and_stacking():
 
 
 @pytest.mark.parametrize("module", ["srprep.ops.plot", "srprep.train.config", "srprep.train.eco",
-                                    "srprep.train.losses"])
+                                    "srprep.train.losses", "srprep.train.loop"])
 def test_doctests(module):
     result = doctest.testmod(importlib.import_module(module))
     assert result.failed == 0 and result.attempted > 0

@@ -22,7 +22,7 @@ from .recipes import RECIPE_NAMES, apply_reflash
 
 Recipe = Union[str, tuple[str, Callable[[np.ndarray], np.ndarray]]]
 
-_STRIP = 24  # px of white label strip above each tile
+_STRIP = 24  # px per line of the white label strip above each tile
 _GAP = 4  # px of white between and around tiles
 
 
@@ -63,5 +63,4 @@ def degradation_sheet(img: np.ndarray, recipes: Sequence[Recipe] = RECIPE_NAMES,
     cols = columns or math.ceil(math.sqrt(len(tiles)))
     rows = [tiles[i:i + cols] for i in range(0, len(tiles), cols)]
     row_labels = [labels[i:i + cols] for i in range(0, len(labels), cols)]
-    return contact_sheet(rows, row_labels, pad=_GAP, max_height=None, background=255, label_height=_STRIP,
-                         shrink_labels=True)
+    return contact_sheet(rows, row_labels, pad=_GAP, max_height=None, background=255, label_height=_STRIP)

@@ -15,6 +15,7 @@ True
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Iterable
@@ -150,6 +151,57 @@ class DegradationParams:
     @classmethod
     def from_json(cls, text: str) -> "DegradationParams":
         return cls.from_dict(json.loads(text))
+
+
+def _blur_text(b: BlurParams | None) -> str:
+    if b is None:
+        return "no blur"
+    k = b.spec
+    if k.type == "pulse":
+        return "no blur"
+    if k.type == "sinc":
+        return f"sinc {k.size}px cutoff {k.cutoff:.2f}"
+    shape = f" beta {k.beta:.1f}" if k.beta is not None else ""
+    if k.sigma_y is not None and k.sigma_y != k.sigma_x:
+        rot = f" rot {math.degrees(k.theta):.0f}deg" if k.theta else ""
+        return f"{k.type} {k.size}px sigma {k.sigma_x:.2f}/{k.sigma_y:.2f}{rot}{shape}"
+    return f"{k.type} {k.size}px sigma {k.sigma_x:.2f}{shape}"
+
+
+def _stage_text(s: StageParams) -> str:
+    resize = "no resize" if s.resize_type == "keep" else f"{s.resize_type} x{s.resize_scale:.2f} {s.resize_mode}"
+    if s.noise_type == "gaussian":
+        noise = f"gauss noise {s.noise_sigma:.1f}"
+    else:
+        noise = f"poisson noise {s.poisson_scale:.2f}"
+    noise += " gray" if s.gray_noise else ""
+    jpeg = f", JPEG {s.jpeg_quality}" if s.jpeg_quality is not None else ""
+    return f"{resize}, {noise}{jpeg}"
+
+
+def describe_params(params: DegradationParams) -> str:
+    """What was drawn for one image, in three short lines (for contact sheets): each stage's blur, resize,
+    noise and JPEG, and the final sinc/JPEG order. Sigmas in px, noise on the 0-255 scale.
+
+    >>> from .kernels import KernelSpec
+    >>> blur = BlurParams(KernelSpec("iso", 7, 1.5, 1.5, 0.0), [])
+    >>> st = StageParams("down", 0.5, "area", [8, 8], "gaussian", True, noise_sigma=3.0, jpeg_quality=80)
+    >>> fin = FinalParams(BlurParams(KernelSpec("pulse", 21), []), False, "bicubic", [4, 4], 70)
+    >>> print(describe_params(DegradationParams([16, 16], 4, False, True, "cv2", 0, blur, st, None, st, fin)))
+    1: iso 7px sigma 1.50; down x0.50 area, gauss noise 3.0 gray, JPEG 80
+    2: no blur; down x0.50 area, gauss noise 3.0 gray, JPEG 80
+    3: bicubic to 4x4, JPEG 70 (no sinc)
+    """
+    f = params.final
+    if f.sinc.is_identity():
+        order = f"JPEG {f.jpeg_quality} (no sinc)"
+    elif f.jpeg_first:
+        order = f"JPEG {f.jpeg_quality} then {_blur_text(f.sinc)}"
+    else:
+        order = f"{_blur_text(f.sinc)} then JPEG {f.jpeg_quality}"
+    return "\n".join([f"1: {_blur_text(params.blur1)}; {_stage_text(params.stage1)}",
+                      f"2: {_blur_text(params.blur2)}; {_stage_text(params.stage2)}",
+                      f"3: {f.resize_mode} to {f.size[0]}x{f.size[1]}, {order}"])
 
 
 def save_params(path: str | os.PathLike, params: DegradationParams | Iterable[DegradationParams]) -> None:
