@@ -10,7 +10,7 @@ skipped, so a second call only summarises), then reads what the steps wrote:
 For each method and validation step it prints the mean, the sample standard deviation and the range over the
 seeds, then the paired difference ECO - vanilla (runs of one seed start from the same weights and see the same
 patches) with a t statistic over the seeds, so that an effect can be told from seed noise. ``--png`` draws the
-mean curves and the per-seed differences with srprep's own plotting.
+mean curves, every run and the per-seed differences with srprep's figures (matplotlib when installed).
 
     python benchmarks/bench_eco_study.py --workdir runs/eco_study_b100_x2 --png eco_study.png      # CPU scale
     python benchmarks/bench_eco_study.py --workdir runs/eco_study_b100_x2 --no-run                 # summary only
@@ -131,23 +131,26 @@ def summarise(runs: list[dict]) -> tuple[list[int], dict, dict]:
 
 
 def plot(runs: list[dict], steps: list[int], per_method: dict, paired: dict, bicubic: float, path: Path) -> None:
-    """Two panels: the mean PSNR of each method (bicubic dashed), and ECO - vanilla per seed (0 dashed)."""
+    """Three panels (srprep's figures: matplotlib when installed): the mean PSNR of each method, every run, and
+    ECO - vanilla per seed with its mean; bicubic and 0 dashed."""
     from srprep.io.images import write_image
-    from srprep.ops.plot import line_plot, stack_images
+    from srprep.ops.figures import Panel, line_panels
 
-    means = {f"{m} (mean of {per_method[m, steps[0]]['n']})": (steps, [per_method[m, s]["mean"] for s in steps])
-             for m in ("vanilla", "ECO") if (m, steps[0]) in per_method}
     scale = runs[0]["scale"]
-    top = line_plot(means, title=f"validation PSNR x{scale} (Y, border {scale}) during training", xlabel="step",
-                    ylabel="dB",
-                    hlines={"bicubic": bicubic}, size=(720, 380))
+    means = {f"{m}, mean of {per_method[m, steps[0]]['n']}": (steps, [per_method[m, s]["mean"] for s in steps])
+             for m in ("vanilla", "ECO") if (m, steps[0]) in per_method}
+    each = {f"{r['method']} seed {r['seed']}": ([int(v["step"]) for v in r["val"]], [v["psnr"] for v in r["val"]])
+            for r in sorted(runs, key=lambda r: (r["method"] != "vanilla", r["seed"]))}
     seeds = sorted({run["seed"] for run in runs})
     diff = {f"seed {k}": (steps, [paired[s]["diffs"].get(k, math.nan) if s in paired else math.nan for s in steps])
             for k in seeds}
     diff["mean"] = (steps, [paired[s]["mean"] if s in paired else math.nan for s in steps])
-    bottom = line_plot(diff, title="ECO - vanilla, same seed (same initial weights and patches)", xlabel="step",
-                       ylabel="dB", hlines={"no difference": 0.0}, size=(720, 380))
-    write_image(path, stack_images([top, bottom], gap=8))
+    title = f"Set5 x{scale} PSNR (Y, border {scale}) during training"
+    panels = [Panel(means, title=title + ": mean over seeds", xlabel="step", ylabel="dB", hlines={"bicubic": bicubic}),
+              Panel(each, title=title + ": every run", xlabel="step", ylabel="dB", hlines={"bicubic": bicubic}),
+              Panel(diff, title="ECO - vanilla, same seed (same initial weights and patches)", xlabel="step",
+                    ylabel="dB", hlines={"no difference": 0.0})]
+    write_image(path, line_panels(panels, width=820, panel_height=300))
 
 
 def report(runs, evals, steps, per_method, paired, *, teacher_step: str, wall: float, cpu: float, load: tuple,
