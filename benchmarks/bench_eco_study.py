@@ -84,6 +84,8 @@ def collect(pipe) -> tuple[list[dict], dict[str, float]]:
         if step.command == "train" and (step.out / "val.csv").is_file():  # a run not started yet is left out
             cfg = yaml.safe_load((step.out / "config.yaml").read_text())
             val = [{k: float(v) for k, v in r.items()} for r in read_rows(step.out / "val.csv")]
+            if not val:  # started, not validated yet
+                continue
             runs.append({"name": name, "method": "ECO" if cfg["eco"]["enabled"] else "vanilla",
                          "seed": int(cfg["train"]["seed"]), "val": val, "dir": step.out,
                          "wall_s": state["steps"].get(name, {}).get("elapsed_s", math.nan),
@@ -214,7 +216,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"{workdir}: no training run of {args.pipeline.name} has started yet")
     steps, per_method, paired = summarise(runs)
     command = " ".join(["python benchmarks/bench_eco_study.py", *sys.argv[1:]] if argv is None else argv)
-    print(f"### ECO vs vanilla, {len(runs) // 2} seeds\n")
+    n_seeds = len({run["seed"] for run in runs})
+    print(f"### ECO vs vanilla, {n_seeds} seed{'s' if n_seeds > 1 else ''}\n")
     print(report(runs, evals, steps, per_method, paired, teacher_step=args.teacher_step, wall=wall, cpu=cpu,
                  load=(load0, os.getloadavg()[0]), date=args.date, command=command))
     if args.png:

@@ -1,7 +1,12 @@
 """pipelines/eco_study_b100_x2.yaml end to end with tiny data: its variables reach every step, the six runs are
 vanilla and ECO of three seeds, each validated where asked, and srprep eval of the last weights agrees."""
 import csv
+import math
+import os
 import re
+import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,3 +65,27 @@ def test_the_study_runs_six_paired_runs_and_its_variables_reach_every_step(share
     assert main(["run", str(STUDY), "--workdir", str(wd), *sets, "--set", "vars.iters=6", "--dry-run"]) == 0
     plan = outcomes(capsys.readouterr().out)
     assert {k for k, v in plan.items() if v == "up to date"} == {"data", "centroids", "pack", "teacher_set5"}
+
+    # the summary: per step the paired ECO - vanilla mean, sd and t over the three seeds, from the runs' val.csv
+    png = tmp_path / "curves.png"
+    cmd = [sys.executable, str(REPO / "benchmarks" / "bench_eco_study.py"), "--workdir", str(wd), "--no-run",
+           "--png", str(png), *sets]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = {int(r[0]): r for r in (line.strip("|").split(" | ") for line in proc.stdout.splitlines()
+                                    if re.match(r"^\| \d+ \|", line))}
+    assert sorted(table) == [2, 4]
+    for step, row in table.items():
+        val = {run: {int(r["step"]): float(r["psnr"]) for r in csv.DictReader(open(wd / run / "val.csv"))}
+               for run in RUNS}
+        diffs = [val[f"eco_s{k}"][step] - val[f"vanilla_s{k}"][step] for k in range(3)]
+        mean, sd = statistics.fmean(diffs), statistics.stdev(diffs)
+        got_mean, got_sd = (float(x) for x in row[3].split(" ± "))
+        assert (got_mean, got_sd) == (pytest.approx(mean, abs=6e-4), pytest.approx(sd, abs=6e-4))
+        assert [float(x) for x in row[4].split(", ")] == pytest.approx(diffs, abs=6e-4)
+        assert float(row[5].split()[0]) == pytest.approx(mean / (sd / math.sqrt(3)), abs=0.006)
+        vanilla = [val[f"vanilla_s{k}"][step] for k in range(3)]
+        assert float(row[1].split(" ± ")[0]) == pytest.approx(statistics.fmean(vanilla), abs=6e-4)
+    height, width = read_image(png).shape[:2]
+    assert width == 820 and height >= 900  # three panels of 820 x 300
