@@ -12,7 +12,7 @@ level.
     python benchmarks/bench_centroids.py --device cuda                      # EDSR paper x2, fp32/tf32/bf16
     python benchmarks/bench_centroids.py --device cuda --batch 2 --images 16
     python benchmarks/bench_centroids.py                                    # CPU: EDSR baseline, 2 small images
-    python benchmarks/bench_centroids.py --model ../shared/data/weights/IMDN_x2.pth   # real weights
+    python benchmarks/bench_centroids.py --model tests/data/weights/IMDN_x2.pth   # real weights
 
 Prints a Markdown section (for benchmarks/RESULTS.md) on stdout; progress on stderr.
 """

@@ -1,6 +1,6 @@
 """ECO vs vanilla training over several seeds: Set5 x2 PSNR mean +- spread at each validation point, and curves.
 
-Runs ``pipelines/eco_study_b100_x2.yaml`` with ``srprep run`` in ``--workdir`` (cached: finished steps are
+Runs ``srprep/pipelines/eco_study_b100_x2.yaml`` with ``srprep run`` in ``--workdir`` (cached: finished steps are
 skipped, so a second call only summarises), then reads what the steps wrote:
 
 * every training run's ``config.yaml`` (ECO on or off, seed) and ``val.csv`` (Set5 PSNR/SSIM on the Y channel,
@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 from _common import cpu_name  # noqa: E402
 from srprep.pipeline import load_pipeline  # noqa: E402
 
-PIPELINE = REPO / "pipelines" / "eco_study_b100_x2.yaml"
+PIPELINE = REPO / "srprep" / "pipelines" / "eco_study_b100_x2.yaml"
 # two-sided 5 % critical values of Student's t for n - 1 degrees of freedom (n seeds)
 T_CRIT = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 

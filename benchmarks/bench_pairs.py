@@ -6,6 +6,13 @@ the same), written as PNG (level 1) in the AIM layout with their LR made by ``im
 x4: 510x339). Half of the LR images are damaged (moved by 3 HR pixels), so both code paths of the report
 are exercised; the measurement costs the same either way.
 
+``--damaged-every K`` damages every K-th pair instead (an AIM2020 set has about 3 % damaged pairs).
+
+Modes (``--modes``): ``screen`` (the default measurement), ``all-tiles`` (``--all-tiles``: every tile of every
+pair), ``floor`` (what any check must do: decode HR and LR and bring the HR to the LR grid, ``downsample_hr``;
+one process), and with ``--previous DIR`` ``previous`` (``pairs_check`` of the srprep in another checkout, timed
+inside a subprocess, so its start-up is not counted).
+
 A run is ``pairs_check`` from scratch (``force=True``: every pair decoded and measured; report CSV and
 histogram written at the end), timed end to end with ``time.perf_counter``; pairs/s = pairs / seconds; the
 median of ``--repeats`` runs is reported. With ``--breakdown`` the time of each part of one measurement is
@@ -20,6 +27,7 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +41,7 @@ sys.path.insert(0, str(REPO))
 from srprep.io import images  # noqa: E402
 from srprep.ops.align import channel_gains, phase_correlation, tile_shifts, to_gray  # noqa: E402
 from srprep.ops.imresize import imresize_matlab  # noqa: E402
-from srprep.stages.pairs import downsample_hr, measure_pair, pairs_check  # noqa: E402
+from srprep.stages.pairs import MeasureOptions, downsample_hr, measure_pair, pairs_check  # noqa: E402
 
 SAMPLES = REPO / "srprep" / "samples"
 BIG_HW = (1356, 2040)
@@ -53,10 +61,10 @@ def mosaics(n: int) -> list[np.ndarray]:
     return out
 
 
-def make_dataset(root: Path, hrs: list[np.ndarray], scale: int) -> Path:
+def make_dataset(root: Path, hrs: list[np.ndarray], scale: int, damaged_every: int = 2) -> Path:
     src = root / f"X{scale}"
     for i, hr in enumerate(hrs):
-        seen = hr if i % 2 == 0 else np.ascontiguousarray(np.pad(hr, ((3, 0), (0, 0), (0, 0)), mode="edge")[:-3])
+        seen = hr if i % damaged_every != damaged_every - 1 else np.ascontiguousarray(np.pad(hr, ((3, 0), (0, 0), (0, 0)), mode="edge")[:-3])
         images.write_image(src / f"HR/{i:06d}.png", hr)
         images.write_image(src / f"LR/{i:06d}.png", imresize_matlab(seen, 1 / scale))
     return src
@@ -83,6 +91,35 @@ def breakdown(hr: np.ndarray, scale: int) -> dict[str, float]:
     return t
 
 
+_PREVIOUS = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from srprep.stages.pairs import pairs_check
+t0 = time.perf_counter()
+pairs_check(sys.argv[2], int(sys.argv[3]), sys.argv[4], jobs=int(sys.argv[5]), force=True, progress=False)
+print(time.perf_counter() - t0)
+"""
+
+
+def run_mode(mode: str, src: Path, scale: int, work: Path, jobs: int, args, damaged: int) -> float:
+    """Seconds for one run of ``mode`` on the dataset ``src``."""
+    if mode == "previous":
+        out = subprocess.run([sys.executable, "-c", _PREVIOUS, str(args.previous.resolve()), str(src), str(scale),
+                              str(work), str(jobs)], capture_output=True, text=True, check=True, cwd=work.parent)
+        return float(out.stdout.split()[-1])
+    t0 = time.perf_counter()
+    if mode == "floor":
+        for hr_file in sorted((src / "HR").glob("*.png")):
+            hr, _ = images.read_image(hr_file), images.read_image(src / "LR" / hr_file.name)
+            downsample_hr(hr, scale)
+        return time.perf_counter() - t0
+    rep = pairs_check(src, scale, work, hist=work / "hist.png", jobs=jobs, force=True, progress=False,
+                      options=MeasureOptions(screen=mode == "screen"))
+    sec = time.perf_counter() - t0
+    assert rep.step.processed == args.pairs and len(rep.flagged) == damaged, rep.summary()
+    return sec
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pairs", type=int, default=8)
@@ -90,6 +127,9 @@ def main() -> None:
     ap.add_argument("--scales", type=int, nargs="+", default=[2, 4])
     ap.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--breakdown", action="store_true")
+    ap.add_argument("--damaged-every", type=int, default=2)
+    ap.add_argument("--modes", nargs="+", default=["screen"], choices=["screen", "all-tiles", "floor", "previous"])
+    ap.add_argument("--previous", type=Path, default=None, help="another checkout (mode previous)")
     args = ap.parse_args()
 
     cv2.setNumThreads(1)
@@ -99,27 +139,31 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for scale in args.scales:
-            src = make_dataset(Path(tmp), hrs, scale)
+            src = make_dataset(Path(tmp), hrs, scale, args.damaged_every)
             if args.breakdown:
                 for name, sec in breakdown(hrs[0], scale).items():
                     print(f"x{scale} {name}: {sec * 1000:.0f} ms")
+            damaged = sum(1 for i in range(args.pairs) if i % args.damaged_every == args.damaged_every - 1)
             for jobs in args.jobs:
-                times = []
-                for r in range(args.repeats):
-                    work = Path(tmp) / f"work_x{scale}_j{jobs}_{r}"
-                    t0 = time.perf_counter()
-                    rep = pairs_check(src, scale, work, hist=work / "hist.png", jobs=jobs, force=True,
-                                      progress=False)
-                    times.append(time.perf_counter() - t0)
-                    assert rep.step.processed == args.pairs and len(rep.flagged) == args.pairs // 2, rep.summary()
-                med = statistics.median(times)
-                rows.append((scale, jobs, med, args.pairs / med, min(times), max(times)))
+                for mode in args.modes:
+                    if mode == "floor" and jobs != 1:
+                        continue
+                    times = []
+                    for r in range(args.repeats):
+                        work = Path(tmp) / f"work_x{scale}_j{jobs}_{mode}_{r}"
+                        times.append(run_mode(mode, src, scale, work, jobs, args, damaged))
+                    med = statistics.median(times)
+                    rows.append((scale, mode, jobs, med, args.pairs / med, min(times), max(times)))
+                    print(rows[-1], f"load {' '.join(Path('/proc/loadavg').read_text().split()[:3])}", flush=True)
     print()
-    print("| scale | HR -> LR | jobs | pairs | s per run (median) | pairs/s | runs (min-max s) |")
-    print("|---|---|---:|---:|---:|---:|---|")
-    for scale, jobs, med, rate, lo, hi in rows:
+    print("| scale | HR -> LR | mode | jobs | pairs | s per run (median) | pairs/s | runs (min-max s) | / floor |")
+    print("|---|---|---|---:|---:|---:|---:|---|---:|")
+    floors = {scale: med for scale, mode, jobs, med, *_ in rows if mode == "floor"}
+    for scale, mode, jobs, med, rate, lo, hi in rows:
         lr = f"{BIG_HW[1] // scale}x{BIG_HW[0] // scale}"
-        print(f"| x{scale} | 2040x1356 -> {lr} | {jobs} | {args.pairs} | {med:.2f} | {rate:.2f} | {lo:.2f}-{hi:.2f} |")
+        vs = f"{med / floors[scale]:.2f}" if scale in floors and jobs == 1 else ""
+        print(f"| x{scale} | 2040x1356 -> {lr} | {mode} | {jobs} | {args.pairs} | {med:.2f} | {rate:.2f} | "
+              f"{lo:.2f}-{hi:.2f} | {vs} |")
 
 
 if __name__ == "__main__":

@@ -17,8 +17,8 @@ iterations are not timed.
 
 ECO comparison (``--eco-compare``, meant for a GPU): EDSR baseline x2 trained twice from the same seed on the
 same patches, once vanilla and once with ECO, for a short budget; Set5 x2 PSNR (Y, border 2) of both. The
-centroids come from a pretrained x2 network (``--centroid-model``, default the IMDN x2 weights in the shared
-reference data) run by ``srprep centroids``.
+centroids come from a pretrained x2 network (``--centroid-model``, default the IMDN x2 weights in tests/data)
+run by ``srprep centroids``.
 
     python benchmarks/bench_train.py                                   # CPU, EDSR baseline, short
     python benchmarks/bench_train.py --device cuda --models edsr_baseline,edsr_paper --iters 200
@@ -52,7 +52,7 @@ from srprep.models import count_parameters, create_model  # noqa: E402
 from srprep.ops.imresize import imresize_matlab  # noqa: E402
 from srprep.train import load_config, train  # noqa: E402
 
-SHARED = REPO.parent / "shared" / "data"
+REF_DATA = REPO / "tests" / "data"
 MODELS = {"edsr_baseline": "edsr_baseline", "edsr_paper": "edsr_paper"}
 
 
@@ -184,7 +184,7 @@ def eco_compare(args, device: torch.device, work: Path) -> str:
     src = Path(args.train_images) if args.train_images else REPO / "srprep" / "samples" / "kodak"
     downsample(src, data, [2], jobs=args.jobs, progress=False)
     centroids(data, args.centroid_model, device=str(device), progress=False)
-    set5 = SHARED / "benchmark" / "Set5"
+    set5 = REF_DATA / "benchmark" / "Set5"
     common = [f"data.root={data}", f"data.batch={args.batch}", f"data.patch={args.patch}",
               f"data.workers={args.workers}", f"train.iters={args.iters}", f"train.device={device}",
               f"val.root={set5}", "val.hr=HR", "val.lr=LR_bicubic/X{scale}", f"val.every={max(args.iters // 10, 1)}",
@@ -192,7 +192,7 @@ def eco_compare(args, device: torch.device, work: Path) -> str:
               f"train.log_every={max(args.iters // 20, 1)}", f"train.ckpt_every={args.iters}"]
     rows = []
     for name, cfg_file in (("vanilla", "edsr_baseline_x2.yaml"), ("ECO", "edsr_x2_eco.yaml")):
-        cfg = load_config(REPO / "configs" / cfg_file, common)
+        cfg = load_config(REPO / "srprep" / "configs" / cfg_file, common)
         t0 = time.perf_counter()
         res = train(cfg, work / f"run_{name}")
         model, _ = load_pretrained(res.last_checkpoint, device=device)
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--compile", action="store_true", help="also time srprep with train.compile=true")
     ap.add_argument("--eco-compare", action="store_true", help="ECO vs vanilla on Set5 instead of throughput")
     ap.add_argument("--train-images", help="--eco-compare: a folder of HR training images (default: Kodak crops)")
-    ap.add_argument("--centroid-model", default=str(SHARED / "weights" / "IMDN_x2.pth"))
+    ap.add_argument("--centroid-model", default=str(REF_DATA / "weights" / "IMDN_x2.pth"))
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--date", default=datetime.date.today().isoformat())
     args = ap.parse_args(argv)

@@ -37,7 +37,7 @@ ARCHS = {  # label -> (registry name, scale)
     "msrresnet_x4": ("msrresnet", 4),
     "rrdbnet_x4": ("rrdbnet", 4),
 }
-DEFAULT_DATA = REPO.parent / "shared" / "data"
+DEFAULT_DATA = REPO / "tests" / "data"
 
 
 def device_precisions(device: torch.device) -> list[str]:

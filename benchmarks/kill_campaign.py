@@ -84,7 +84,7 @@ def scenarios(base: Path) -> list[Scenario]:
         Scenario("degrade", ["degrade", src, "{out}", "--recipe", "reflash", "-j", "2"]),
         Scenario("centroids", ["centroids", data, "--model", imdn, "--out", "{out}", "-j", "2"]),
         Scenario("centroids-lmdb", ["centroids", packed, "--model", imdn, "--out", "{out}", "-j", "2"]),
-        Scenario("train", ["train", "-c", REPO / "configs/tiny_cpu.yaml", f"data.root={data}", "train.iters=40",
+        Scenario("train", ["train", "-c", REPO / "srprep/configs/tiny_cpu.yaml", f"data.root={data}", "train.iters=40",
                            "train.log_every=5", "train.ckpt_every=10", "train.keep_ckpts=10", "val.every=20",
                            "train.cpu_threads=1", "train.tensorboard=false", "--run-dir", "{out}",
                            "--resume", "auto"]),

@@ -8,5 +8,5 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-quickstart}
 venv=${SRPREP_VENV:-$here/.venv}
 bash "$here/scripts/setup.sh"
-# downsample -> tiny teacher -> ECO centroids -> LMDB -> ECO training -> Set5 evaluation (pipelines/quickstart.yaml)
-"$venv/bin/srprep" run "$here/pipelines/quickstart.yaml" --workdir "$out"
+# downsample -> tiny teacher -> ECO centroids -> LMDB -> ECO training -> Set5 evaluation (srprep/pipelines/quickstart.yaml)
+"$venv/bin/srprep" run quickstart --workdir "$out"

@@ -175,7 +175,7 @@ def data_report(path: str | os.PathLike) -> DataReport:
     scales = [s for _, _, s in report.fields if s and s > 1]
     if packed:
         report.kind = "packed"
-        report.next_steps.append(f"srprep train -c configs/tiny_cpu.yaml data.root={path}")
+        report.next_steps.append(f"srprep train -c tiny_cpu data.root={path}")
     elif scales:
         report.kind = "dataset"
         report.next_steps.append(f"srprep pack {path} OUT --crop --size 480 --step 240   (sub-images into LMDBs)")

@@ -18,20 +18,24 @@ Every protocol also gives the RGB PSNR/SSIM of the 8-bit SR image (rounded; trun
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
-import torch
 from PIL import Image
 
 from srprep.errors import SrprepError
-from srprep.infer import ModelLike, upscale, upscale_tensor
 from srprep.ops.color import rgb_to_ycbcr_fsrcnn
 from srprep.ops.imresize import to_uint8
 from srprep.ops.metrics import psnr, psnr_planes, ssim, ssim_planes
+
+if TYPE_CHECKING:  # torch is imported when a network runs, not by the command line's start-up
+    import torch
+
+    from srprep.infer import ModelLike
 
 Pair = tuple[str, np.ndarray, np.ndarray]  # (name, LR uint8 (h, w, 3), HR uint8 (h*s, w*s, 3))
 _IMAGE_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg", ".webp", ".ppm")
@@ -65,6 +69,8 @@ def evaluate_pairs(
     Returns:
         One ``{"name", "psnr", "ssim"}`` dict per pair (floats, dB for PSNR), in input order.
     """
+    from srprep.infer import upscale
+
     border = scale if border is None else border
     results = []
     for name, lr, hr in pairs:
@@ -177,16 +183,22 @@ def pil_lr(hr: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
     return pil_bicubic(hr, (h // scale, w // scale)), hr
 
 
-class _LumaOutput(torch.nn.Module):
-    """A Y-channel network seen through its :meth:`luma` (N, 1, H*s, W*s) output, for tiling and ensembles."""
+@functools.cache
+def _luma_output():
+    """The module class that shows a Y-channel network through its :meth:`luma` (N, 1, H*s, W*s) output, for
+    tiling and ensembles (made on first use: torch is imported only when a network runs)."""
+    import torch
 
-    def __init__(self, net: torch.nn.Module) -> None:
-        super().__init__()
-        self.net = net
-        self.scale = getattr(net, "scale", None)
+    class LumaOutput(torch.nn.Module):
+        def __init__(self, net: torch.nn.Module) -> None:
+            super().__init__()
+            self.net = net
+            self.scale = getattr(net, "scale", None)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.luma(x)
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net.luma(x)
+
+    return LumaOutput
 
 
 def _fsrcnn_y(rgb255: np.ndarray) -> np.ndarray:
@@ -218,6 +230,10 @@ def score_image(model: ModelLike, lr: np.ndarray, hr: np.ndarray, *, scale: int,
     Returns:
         ``({"psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb"}, sr)``: float scores and the 8-bit SR image.
     """
+    import torch
+
+    from srprep.infer import upscale, upscale_tensor
+
     expected = (lr.shape[0] * scale, lr.shape[1] * scale)
     if tuple(hr.shape[:2]) != expected:
         raise SrprepError(f"HR is {hr.shape[1]}x{hr.shape[0]}, expected LR size x{scale} = {expected[1]}x{expected[0]}")
@@ -233,7 +249,7 @@ def score_image(model: ModelLike, lr: np.ndarray, hr: np.ndarray, *, scale: int,
         nets = [model] if isinstance(model, torch.nn.Module) else list(model)
         if all(hasattr(n, "luma") for n in nets):
             x = torch.from_numpy(lr.astype(np.float32) / np.float32(255.0)).permute(2, 0, 1)[None]
-            y = upscale_tensor([_LumaOutput(n) for n in nets], x, scale=scale, **infer_kwargs)[0, 0].numpy()
+            y = upscale_tensor([_luma_output()(n) for n in nets], x, scale=scale, **infer_kwargs)[0, 0].numpy()
             y_sr = y.astype(np.float32).astype(np.float64) * 255.0
         else:
             y_sr = _fsrcnn_y(np.clip(sr_float, 0, 1) * np.float32(255.0))

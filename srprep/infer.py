@@ -35,12 +35,11 @@ from torch import nn
 
 from srprep.errors import SrprepError
 from srprep.ops.imresize import to_uint8
+from srprep.names import CPU_PRECISIONS as _CPU_PRECISIONS, PRECISIONS
 
 log = logging.getLogger(__name__)
 
 ModelLike = Union[nn.Module, Sequence[nn.Module]]
-PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
-_CPU_PRECISIONS = ("fp32", "bf16")
 _OUTPUTS = ("float", "uint8")
 #: EDSR-PyTorch's ``--chop`` as a crop ensemble: one unrotated quadrant chop, shave 10, min_size 160000 = 400**2.
 EDSR_CHOP = ((400, 10),)

@@ -7,6 +7,7 @@ A pipeline file::
     scheduler: null                     # or tcp://host:8786: data steps run on a Dask cluster
     vars:
       samples: "{srprep_samples}"       # built in: the images bundled with srprep
+      configs: "{srprep_configs}"       # built in: the training configs shipped with srprep
     steps:
       downsample:                       # a step: one srprep command
         command: downsample
@@ -19,18 +20,26 @@ A pipeline file::
 
 ``{out}`` is the step's own output (``out:`` in the step, default ``{workdir}/{name}``), ``{NAME}`` another
 step's output (which makes it a dependency), ``{var}`` a variable (``--set vars.NAME=VALUE`` overrides one).
+Built in: ``{workdir}``, ``{pipeline_dir}`` (the folder of the pipeline file), ``{srprep_samples}`` and
+``{srprep_configs}`` (the sample images and training configs inside the installed package).
 ``after: [STEP, ...]`` adds dependencies that no argument names (a step that writes into another's folder).
 ``replace: true`` deletes the step's output before it reruns with other parameters or inputs (a training
 run, which would otherwise continue the old one); after an unfinished attempt the output is kept so that the
 command can resume (give a training step ``resume: auto``). Options become ``--name value`` (``True``:
 a flag, ``False``: ``--no-name``, a list: the option repeated).
 
+The whole file is checked before anything runs (types of every key, references, cycles, outputs; with the
+command line's ``check_step``, every option and argument against the command it is given to), and each error
+is one line naming the step and the key. Before a run (and in a dry run) every file or folder a step reads
+from outside the pipeline must exist; a missing one is named with the variable that set it.
+
 Each step has a fingerprint (command, resolved arguments, the fingerprints of files it reads from outside
-the pipeline). A step is up to date when its last successful run had the same fingerprint and its upstream
-steps have not run since; then it is skipped without starting the command. Otherwise the command runs, and
-its own cache decides what it still has to do (a killed step resumes where it stopped). The pipeline's
-state is ``{workdir}/.srprep-pipeline/{name}.json``, updated after every step; ``{name}.lock`` beside it
-keeps a second run of the same pipeline out while one runs (:mod:`srprep.lock`).
+the pipeline; a folder's fingerprint covers every file under it). A step is up to date when its last
+successful run had the same fingerprint and its upstream steps have not run since; then it is skipped without
+starting the command. Otherwise the command runs, and its own cache decides what it still has to do (a killed
+step resumes where it stopped). The pipeline's state is ``{workdir}/.srprep-pipeline/{name}.json``, updated
+after every step; ``{name}.lock`` beside it keeps a second run of the same pipeline out while one runs
+(:mod:`srprep.lock`).
 """
 from __future__ import annotations
 
@@ -38,15 +47,17 @@ import copy
 import datetime as _dt
 import json
 import logging
+import os
 import re
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Collection, Sequence
 
 import yaml
 
+from . import shipped
 from .errors import SrprepError
 from .fingerprint import fingerprint
 from .lock import output_lock
@@ -57,16 +68,25 @@ log = logging.getLogger(__name__)
 _REF = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _STEP_KEYS = {"command", "args", "options", "out", "after", "replace", "description"}
 _TOP_KEYS = {"name", "description", "workdir", "scheduler", "vars", "steps"}
-SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 
 
 class PipelineError(SrprepError):
     """A pipeline file that cannot run: unknown step or variable, a cycle, a bad key."""
 
 
+@dataclass(frozen=True)
+class StepInput:
+    """A file or folder a step's command reads: ``where`` in the step it comes from (``options.model``,
+    ``args (SRC)``), its path, and how to tell that it is there."""
+
+    where: str
+    path: str
+    exists: Callable[[str], bool] = os.path.exists
+
+
 @dataclass
 class PipelineStep:
-    """One resolved step: the command line it runs and the steps it depends on."""
+    """One resolved step: the command line it runs, the steps it depends on, the inputs it reads."""
 
     name: str
     command: str
@@ -76,6 +96,7 @@ class PipelineStep:
     needs: list[str] = field(default_factory=list)
     description: str = ""
     replace: bool = False
+    inputs: list[StepInput] = field(default_factory=list)
 
     def argv(self) -> list[str]:
         """The srprep command line (without the program name)."""
@@ -106,6 +127,7 @@ class Pipeline:
     scheduler: str | None
     steps: dict[str, PipelineStep]
     description: str = ""
+    vars: dict[str, str] = field(default_factory=dict)  # the file's variables, resolved
 
     @property
     def state_path(self) -> Path:
@@ -162,23 +184,101 @@ def _set_override(raw: dict, spec: str) -> None:
     target, value = spec.split("=", 1)
     step, option = target.split(".", 1)
     if step == "vars":
-        raw.setdefault("vars", {})[option] = yaml.safe_load(value)
+        known = raw.get("vars") if isinstance(raw.get("vars"), dict) else {}
+        if option not in known:
+            raise PipelineError(f"--set {spec!r}: no variable {option!r} (variables: {', '.join(known) or 'none'})")
+        raw["vars"][option] = yaml.safe_load(value)
         return
     steps = raw.get("steps") or {}
     if step not in steps:
         raise PipelineError(f"--set {spec!r}: no step {step!r} (steps: {', '.join(steps)})")
+    if not isinstance(steps[step], dict):
+        return  # reported by the checks that follow
     if option in ("args", "out", "command"):
         steps[step][option] = yaml.safe_load(value)
-    else:
-        steps[step].setdefault("options", {})[option.replace("-", "_")] = yaml.safe_load(value)
+    elif isinstance(steps[step].setdefault("options", {}), dict):
+        steps[step]["options"][option.replace("-", "_")] = yaml.safe_load(value)
+
+
+_SCALAR = (str, int, float, bool)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    return {dict: "a mapping", list: "a list", str: "a string", int: "a number", float: "a number",
+            type(None): "empty"}.get(type(value), type(value).__name__)
+
+
+def _check_types(raw: dict, path: Path) -> None:
+    """Every key of the file has the type it needs (one-line errors naming the step and the key)."""
+    def need(ok: bool, where: str, what: str, value: Any) -> None:
+        if not ok:
+            raise PipelineError(f"{path}: {where} must be {what}, not {_kind(value)}")
+
+    for key in ("name", "workdir", "description"):
+        if key in raw:
+            need(isinstance(raw[key], str) and raw[key] != "", key, "a non-empty string", raw[key])
+    if "name" in raw and not re.fullmatch(r"[\w.-]+", raw["name"]):
+        raise PipelineError(f"{path}: name {raw['name']!r}: use letters, digits, '_', '-' and '.' (it names a file)")
+    if raw.get("scheduler") is not None:
+        need(isinstance(raw["scheduler"], str), "scheduler", "an address such as tcp://host:8786", raw["scheduler"])
+    variables = raw.get("vars")
+    need(variables is None or isinstance(variables, dict), "vars", "a mapping (name: value)", variables)
+    for key, value in (variables or {}).items():
+        need(isinstance(value, _SCALAR), f"vars.{key}", "a string or a number", value)
+    for name, spec in raw["steps"].items():
+        if not isinstance(name, str) or not _REF.fullmatch("{" + name + "}"):
+            raise PipelineError(f"{path}: step name {name!r}: use letters, digits and '_' (it is used as {{name}})")
+        where = f"step {name!r}:"
+        need(isinstance(spec, dict), f"step {name!r}", "a mapping with a 'command'", spec)
+        if "command" not in spec:
+            raise PipelineError(f"{path}: step {name!r} needs a 'command'")
+        bad = set(spec) - _STEP_KEYS
+        if bad:
+            raise PipelineError(f"{path}: step {name!r}: unknown keys {sorted(bad)} (allowed: {sorted(_STEP_KEYS)})")
+        need(isinstance(spec["command"], str), f"{where} command", "a string (an srprep command)", spec["command"])
+        for key in ("out", "description"):
+            if key in spec:
+                need(isinstance(spec[key], str), f"{where} {key}", "a string", spec[key])
+        if "replace" in spec:
+            need(isinstance(spec["replace"], bool), f"{where} replace", "true or false", spec["replace"])
+        args = spec.get("args", [])
+        need(isinstance(args, list), f"{where} args", 'a list (args: ["{in}", "{out}"])', args)
+        for i, value in enumerate(args):
+            need(isinstance(value, _SCALAR), f"{where} args[{i}]", "a string or a number", value)
+        options = spec.get("options", {})
+        need(isinstance(options, dict), f"{where} options", "a mapping (options: {name: value})", options)
+        for key, value in options.items():
+            ok = value is None or isinstance(value, _SCALAR) or (
+                isinstance(value, list) and all(isinstance(v, _SCALAR) for v in value))
+            need(ok, f"{where} options.{key}", "a value or a list of values", value)
+        after = spec.get("after", [])
+        need(isinstance(after, list) and all(isinstance(a, str) for a in after), f"{where} after",
+             "a list of step names", after)
+
+
+def _norm(path: str | os.PathLike) -> str:
+    """A path as a comparable absolute string: ``x``, ``./x/`` and ``$PWD/x`` are one folder."""
+    return os.path.normpath(os.path.abspath(os.fspath(path)))
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def load_pipeline(path: str | Path, *, workdir: str | Path | None = None, overrides: list[str] = (),
-                  scheduler: str | None = None) -> Pipeline:
-    """Read and check a pipeline file; resolve references; order the steps.
+                  scheduler: str | None = None,
+                  check_step: Callable[[PipelineStep], list[StepInput]] | None = None) -> Pipeline:
+    """Read and check a whole pipeline file; resolve references; order the steps.
+
+    ``check_step(step)`` (the command line passes one) checks a step's options and arguments against its
+    command and returns the inputs the command reads; it raises :class:`PipelineError` with a message that
+    starts with the key (``options.scael: ...``), which gets the file and step put in front.
 
     Raises:
-        PipelineError: unknown keys, unknown references, a cycle, duplicate outputs.
+        PipelineError: unknown keys, keys of the wrong type, unknown references, a cycle, two steps with one
+        output, anything ``check_step`` refuses.
     """
     path = Path(path)
     try:
@@ -195,20 +295,18 @@ def load_pipeline(path: str | Path, *, workdir: str | Path | None = None, overri
         raise PipelineError(f"{path}: unknown keys {sorted(bad)} (allowed: {sorted(_TOP_KEYS)})")
     for spec in overrides:
         _set_override(raw, spec)
-    name = str(raw.get("name") or path.stem)
+    _check_types(raw, path)
+    name = raw.get("name") or path.stem
     wd = Path(workdir if workdir is not None else raw.get("workdir") or name)
-    table = {"workdir": str(wd), "srprep_samples": str(SAMPLES_DIR), "pipeline_dir": str(path.resolve().parent)}
+    table = {"workdir": str(wd), "srprep_samples": str(shipped.SAMPLES), "srprep_configs": str(shipped.CONFIGS),
+             "pipeline_dir": str(path.resolve().parent)}
     for key, value in (raw.get("vars") or {}).items():
         table[key] = _substitute(_var_text(value), table, f"{path}: vars.{key}", set())
+    variables = {key: table[key] for key in raw.get("vars") or {}}
     steps_raw = raw["steps"]
-    for sname, spec in steps_raw.items():
+    for sname in steps_raw:
         if sname in table:
             raise PipelineError(f"{path}: step {sname!r} has the name of a variable")
-        if not isinstance(spec, dict) or "command" not in spec:
-            raise PipelineError(f"{path}: step {sname!r} needs a 'command'")
-        bad = set(spec) - _STEP_KEYS
-        if bad:
-            raise PipelineError(f"{path}: step {sname!r}: unknown keys {sorted(bad)} (allowed: {sorted(_STEP_KEYS)})")
     # An output may name another step's output ("{data}/sr_pretrained"): resolve in as many rounds as needed.
     outs: dict[str, str] = {}
     out_refs: dict[str, set[str]] = {}
@@ -227,8 +325,11 @@ def load_pipeline(path: str | Path, *, workdir: str | Path | None = None, overri
             progress = True
         if not progress:
             raise PipelineError(f"{path}: the outputs of steps {sorted(pending)} refer to each other")
-    if len(set(outs.values())) != len(outs):
-        raise PipelineError(f"{path}: two steps write to the same output")
+    owner: dict[str, str] = {}
+    for sname, out in outs.items():
+        other = owner.setdefault(_norm(out), sname)
+        if other != sname:
+            raise PipelineError(f"{path}: steps {other!r} and {sname!r} write to the same output {out}")
     steps = {}
     for sname, spec in steps_raw.items():
         refs: set[str] = set()
@@ -240,10 +341,15 @@ def load_pipeline(path: str | Path, *, workdir: str | Path | None = None, overri
             if a not in steps_raw:
                 raise PipelineError(f"{path}: step {sname!r}: 'after' names no step {a!r}")
         needs = sorted(({r for r in refs if r in steps_raw} | out_refs[sname] | set(after)) - {sname})
-        steps[sname] = PipelineStep(sname, str(spec["command"]), args, options, Path(outs[sname]), needs,
-                                    str(spec.get("description", "")), bool(spec.get("replace", False)))
+        steps[sname] = PipelineStep(sname, spec["command"], args, options, Path(outs[sname]), needs,
+                                    spec.get("description", ""), spec.get("replace", False))
+        if check_step is not None:
+            try:
+                steps[sname].inputs = check_step(steps[sname])
+            except PipelineError as exc:
+                raise PipelineError(f"{path}: step {sname!r}: {exc}") from None
     return Pipeline(name, path, wd, scheduler or raw.get("scheduler"), _toposort(steps, path),
-                    str(raw.get("description", "")))
+                    raw.get("description", ""), variables)
 
 
 def _toposort(steps: dict[str, PipelineStep], path: Path) -> dict[str, PipelineStep]:
@@ -266,22 +372,62 @@ def _toposort(steps: dict[str, PipelineStep], path: Path) -> dict[str, PipelineS
     return {n: steps[n] for n in order}
 
 
+def _folder_listing(folder: Path) -> list:
+    """(relative path, size, mtime) of every file under ``folder``, hidden names (srprep's state, temporary
+    files) left out: a changed, added or removed image anywhere in a dataset folder changes it."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for fname in sorted(filenames):
+            if fname.startswith("."):
+                continue
+            full = os.path.join(dirpath, fname)
+            try:
+                st = os.stat(full)
+            except FileNotFoundError:  # a dangling link
+                continue
+            found.append([os.path.relpath(full, folder), st.st_size, st.st_mtime_ns])
+    return found
+
+
 def _external_inputs(step: PipelineStep, pipe: Pipeline) -> dict:
-    """Cheap fingerprints (names, sizes, mtimes) of files and folders the step reads from outside the pipeline."""
-    outs = {str(s.out) for s in pipe.steps.values()}
+    """Cheap fingerprints (names, sizes, mtimes) of files and folders the step reads from outside the pipeline:
+    every argument and option value that names one (also after ``KEY=`` and in lists), not inside any step's
+    output."""
+    outs = [_norm(s.out) for s in pipe.steps.values()]
+    values = list(step.args)
+    for v in step.options.values():
+        values += v if isinstance(v, list) else [v]
     found = {}
-    values = list(step.args) + [v for v in step.options.values() if isinstance(v, str)]
     for v in values:
-        p = Path(v)
-        if str(p) in outs or not v or "=" in v:
+        if not isinstance(v, str) or not v:
             continue
+        candidate = v.split("=", 1)[1] if "=" in v else v
+        if not candidate or any(_inside(_norm(candidate), o) for o in outs):
+            continue
+        p = Path(candidate)
         if p.is_file():
             st = p.stat()
             found[v] = [st.st_size, st.st_mtime_ns]
         elif p.is_dir():
-            found[v] = fingerprint(sorted([c.name, c.stat().st_size, c.stat().st_mtime_ns]
-                                          for c in p.iterdir() if c.is_file()))
+            found[v] = fingerprint(_folder_listing(p))
     return found
+
+
+def missing_inputs(pipe: Pipeline, names: Sequence[str] | None = None) -> list[str]:
+    """One line per input of the steps ``names`` (default: all) that is not there and that no step makes,
+    naming the step, the key, and the variables (``vars.X``) that set it."""
+    outs = [_norm(s.out) for s in pipe.steps.values()]
+    problems = []
+    for name in names if names is not None else pipe.steps:
+        for inp in pipe.steps[name].inputs:
+            path = _norm(inp.path)
+            if any(_inside(path, o) for o in outs) or inp.exists(inp.path):
+                continue
+            via = [f"vars.{k}" for k, v in pipe.vars.items() if v and _inside(path, _norm(v))]
+            hint = f" (from {', '.join(via)}: --set {via[0]}=PATH)" if via else ""
+            problems.append(f"step {name!r}: {inp.where}: {inp.path} not found{hint}")
+    return problems
 
 
 @dataclass
@@ -369,40 +515,55 @@ def _read_state(pipe: Pipeline) -> dict:
         raise PipelineError(f"{pipe.state_path}: unreadable pipeline state ({exc}); delete it to start over")
 
 
+def selected_steps(pipe: Pipeline, *, until: str | None = None, only: str | None = None) -> list[str]:
+    """The steps a run covers: all; ``until``: that step and what it needs; ``only``: that step."""
+    for n in (until, only):
+        if n is not None and n not in pipe.steps:
+            raise PipelineError(f"{pipe.path}: no step {n!r} (steps: {', '.join(pipe.steps)})")
+    if only:
+        return [only]
+    return pipe.upstream(until) if until else list(pipe.steps)
+
+
 def run_pipeline(pipe: Pipeline, invoke: Callable[[list[str]], None], *, until: str | None = None,
                  only: str | None = None, force: list[str] = (), dry_run: bool = False,
-                 on_step: Callable[[StepOutcome], None] | None = None) -> list[StepOutcome]:
+                 on_step: Callable[[StepOutcome], None] | None = None,
+                 takes_force: Collection[str] | None = None) -> list[StepOutcome]:
     """Run the steps that are not up to date, in order.
 
     Args:
         invoke: runs one srprep command line (``argv`` without the program name); raises on failure.
         until: stop after this step (run only it and what it needs).
         only: run just this step (its upstream steps must be up to date or it is refused).
-        force: steps to redo with ``--force`` (their downstream steps rerun too).
-        dry_run: report what would run; run nothing.
+        force: steps to redo with ``--force`` (their downstream steps rerun too). A step whose command has
+            no ``--force`` (``train``, ``eval``; see ``takes_force``) is redone from nothing instead: its
+            previous output is removed first, which is allowed only inside the workdir.
+        dry_run: report what would run; run nothing (a real run first checks that every input of the steps it
+            covers exists: :func:`missing_inputs`).
         on_step: called with each step's outcome as it is decided/finished (for progress output).
+        takes_force: the commands that take ``--force`` (None: all of them).
     """
-    for n in [until, only, *force]:
-        if n is not None and n not in pipe.steps:
+    for n in force:
+        if n not in pipe.steps:
             raise PipelineError(f"{pipe.path}: no step {n!r} (steps: {', '.join(pipe.steps)})")
-    selected = list(pipe.steps)
-    if until:
-        selected = pipe.upstream(until)
-    if only:
-        selected = [only]
+    selected = selected_steps(pipe, until=until, only=only)
+    missing = missing_inputs(pipe, selected)
+    if missing and not dry_run:
+        more = f" (and {len(missing) - 1} more; --dry-run lists them)" if len(missing) > 1 else ""
+        raise PipelineError(f"{pipe.path}: {missing[0]}{more}")
     decisions = plan(pipe, force=force)
     if only:
         stale = [n for n in pipe.upstream(only) if n != only and decisions[n][0]]
         if stale and not dry_run:
             raise PipelineError(f"--only {only}: upstream steps are not up to date: {', '.join(stale)}")
     if dry_run:
-        return _run_steps(pipe, invoke, selected, decisions, only, force, dry_run, on_step)
+        return _run_steps(pipe, invoke, selected, decisions, only, force, dry_run, on_step, takes_force)
     # One pipeline run per workdir and name at a time (each step also locks its own output).
     with output_lock(pipe.state_path.with_suffix(".lock"), f"pipeline {pipe.name} in {pipe.workdir}"):
-        return _run_steps(pipe, invoke, selected, decisions, only, force, dry_run, on_step)
+        return _run_steps(pipe, invoke, selected, decisions, only, force, dry_run, on_step, takes_force)
 
 
-def _run_steps(pipe, invoke, selected, decisions, only, force, dry_run, on_step) -> list[StepOutcome]:
+def _run_steps(pipe, invoke, selected, decisions, only, force, dry_run, on_step, takes_force) -> list[StepOutcome]:
     state = _read_state(pipe)
     outcomes = []
     for name in selected:
@@ -416,12 +577,13 @@ def _run_steps(pipe, invoke, selected, decisions, only, force, dry_run, on_step)
             outcome = StepOutcome(name, "would run", why)
         else:
             argv = step.argv()
-            if name in force:
+            redo = name in force and takes_force is not None and step.command not in takes_force
+            if name in force and not redo:
                 argv = [argv[0], "--force", *argv[1:]]
             t0 = time.perf_counter()
             prev = state["steps"].get(name, {})
             # a finished output is replaced; an unfinished one is resumed
-            if step.replace and prev.get("ok") and step.out.exists():
+            if step.out.exists() and (redo or (step.replace and prev.get("ok"))):
                 _replace_output(pipe, step, why)
             state["steps"][name] = {**prev, "ok": False, "started": _now()}
             _write_state(pipe, state)
@@ -444,7 +606,9 @@ def _run_steps(pipe, invoke, selected, decisions, only, force, dry_run, on_step)
 def _replace_output(pipe: Pipeline, step: PipelineStep, why: str) -> None:
     out, root = step.out.resolve(), pipe.workdir.resolve()
     if root not in out.parents:
-        raise PipelineError(f"step {step.name!r}: replace is only allowed for outputs inside the workdir {root}")
+        raise PipelineError(f"step {step.name!r}: its output {out} is outside the workdir {root}: srprep removes "
+                            f"a step's output (replace: true, or --force of a command without --force) only "
+                            f"inside the workdir; remove it yourself")
     log.info("%s: removing the previous output %s (%s)", step.name, out, why)
     if out.is_dir():
         shutil.rmtree(out)

@@ -553,6 +553,11 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
+#: Items per worker process handed to joblib at a time (see :func:`_results`): the most finished results that
+#: wait for the caller is about this many per worker.
+_WINDOW_PER_JOB = 8
+
+
 def _results(worker, todo: Sequence[Item], jobs: int, output: Path, running: Path,
              name: str) -> Iterator[tuple[Item, Any]]:
     if jobs == 1 or len(todo) <= 1:
@@ -569,9 +574,15 @@ def _results(worker, todo: Sequence[Item], jobs: int, output: Path, running: Pat
             # own one-line error says what happened.
             warnings.filterwarnings("ignore", message=".*were still being processed by the workers",
                                     category=UserWarning)
-            # Unordered: a slow item does not hold back the progress bar or the journal.
-            yield from Parallel(n_jobs=jobs, return_as="generator_unordered")(
-                delayed(_call)(worker, it, str(output), str(running)) for it in todo)
+            # Unordered: a slow item does not hold back the progress bar or the journal. In windows of
+            # _WINDOW_PER_JOB items per worker: joblib hands over finished results whether or not the caller
+            # has taken the earlier ones, so a caller that writes slower than the workers compute (one LMDB
+            # writer, many decoders) would otherwise hold every finished image at once.
+            window = max(16, _WINDOW_PER_JOB * jobs)
+            with Parallel(n_jobs=jobs, return_as="generator_unordered") as parallel:
+                for start in range(0, len(todo), window):
+                    yield from parallel(delayed(_call)(worker, it, str(output), str(running))
+                                        for it in todo[start:start + window])
     except Exception as exc:
         if type(exc).__name__ != "TerminatedWorkerError":
             raise

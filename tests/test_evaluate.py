@@ -45,8 +45,8 @@ def test_benchmark_pairs_crop_hr(tmp_path, rng):
         list(benchmark_pairs(tmp_path / "HR", tmp_path / "LR", 3))
 
 
-def test_benchmark_pairs_set5_sizes(shared_data):
-    set5 = shared_data / "benchmark" / "Set5"
+def test_benchmark_pairs_set5_sizes(ref_data):
+    set5 = ref_data / "benchmark" / "Set5"
     pairs = {n: (lr.shape, hr.shape) for n, lr, hr in benchmark_pairs(set5 / "HR", set5 / "LR_bicubic" / "X3", 3)}
     assert pairs["baby"] == ((170, 170, 3), (510, 510, 3))
     assert sorted(pairs) == ["baby", "bird", "butterfly", "head", "woman"]

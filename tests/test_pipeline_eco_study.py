@@ -1,4 +1,4 @@
-"""pipelines/eco_study_b100_x2.yaml end to end with tiny data: its variables reach every step, the six runs are
+"""srprep/pipelines/eco_study_b100_x2.yaml end to end with tiny data: its variables reach every step, the six runs are
 vanilla and ECO of three seeds, each validated where asked, and srprep eval of the last weights agrees."""
 import csv
 import math
@@ -17,7 +17,7 @@ from srprep.io.images import read_image, write_image
 from srprep.ops.imresize import imresize_matlab
 
 REPO = Path(__file__).resolve().parents[1]
-STUDY = REPO / "pipelines" / "eco_study_b100_x2.yaml"
+STUDY = REPO / "srprep" / "pipelines" / "eco_study_b100_x2.yaml"
 RUNS = [f"{m}_s{k}" for k in range(3) for m in ("vanilla", "eco")]
 
 
@@ -31,14 +31,14 @@ def mean_psnr(path: Path) -> float:
 
 
 @pytest.mark.slow
-def test_the_study_runs_six_paired_runs_and_its_variables_reach_every_step(shared_data, samples, tmp_path, capsys):
+def test_the_study_runs_six_paired_runs_and_its_variables_reach_every_step(ref_data, samples, tmp_path, capsys):
     hr_dir, val = tmp_path / "hr", tmp_path / "val"
     for name in ("kodim01", "kodim02"):  # two 96x96 training images
         write_image(hr_dir / f"{name}.png", read_image(samples / "kodak" / f"{name}.png")[100:196, 200:296])
     hr = read_image(samples / "kodak" / "kodim03.png")[200:248, 200:248]  # a one-image set in the benchmark layout
     write_image(val / "HR" / "img.png", hr)
     write_image(val / "LR_bicubic" / "X2" / "imgx2.png", imresize_matlab(hr, 0.5))
-    tiny = {"train_hr": hr_dir, "set5": val, "teacher": shared_data / "weights" / "IMDN_x2.pth", "crop": 48,
+    tiny = {"train_hr": hr_dir, "set5": val, "teacher": ref_data / "weights" / "IMDN_x2.pth", "crop": 48,
             "crop_step": 48, "patch": 32, "batch": 2, "iters": 4, "milestones": "[2]", "val_every": 2}
     sets = [a for k, v in tiny.items() for a in ("--set", f"vars.{k}={v}")]
     wd = tmp_path / "study"

@@ -17,8 +17,8 @@ from srprep.ops.imresize import imresize_matlab
 from srprep.train import load_config
 
 REPO = Path(__file__).resolve().parents[1]
-EDSR_PIPE = REPO / "pipelines" / "edsr_baseline_x2_x3_x4.yaml"
-AIM_PIPE = REPO / "pipelines" / "aim2020_x2_washed_large.yaml"
+EDSR_PIPE = REPO / "srprep" / "pipelines" / "edsr_baseline_x2_x3_x4.yaml"
+AIM_PIPE = REPO / "srprep" / "pipelines" / "aim2020_x2_washed_large.yaml"
 
 
 def tiny_config(src: Path, dst: Path, **train) -> Path:
@@ -50,10 +50,10 @@ def recorded(run_dir: Path):
 
 
 @pytest.mark.slow
-def test_edsr_x3_and_x4_start_from_x2(samples, shared_data, tmp_path, capsys):
-    config = tiny_config(REPO / "configs" / "edsr_baseline_official.yaml", tmp_path / "edsr.yaml")
+def test_edsr_x3_and_x4_start_from_x2(samples, ref_data, tmp_path, capsys):
+    config = tiny_config(REPO / "srprep" / "configs" / "edsr_baseline_official.yaml", tmp_path / "edsr.yaml")
     wd = tmp_path / "wd"
-    sets = [f"vars.div2k_hr={samples / 'kodak'}", f"vars.benchmark={shared_data / 'benchmark'}",
+    sets = [f"vars.div2k_hr={samples / 'kodak'}", f"vars.benchmark={ref_data / 'benchmark'}",
             f"vars.config={config}", "vars.iters=2", "vars.device=cpu",
             # x2 learns (lr 1e-3); x3 and x4 do not move (lr 0), so their weights are those they started from
             stage_args(EDSR_PIPE, "x2", "optim.lr=1.0e-3"), stage_args(EDSR_PIPE, "x3", "optim.lr=0"),
@@ -106,11 +106,11 @@ def fake_aim(samples: Path, root: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_aim2020_stages_feed_each_other(samples, shared_data, tmp_path, capsys):
+def test_aim2020_stages_feed_each_other(samples, ref_data, tmp_path, capsys):
     aim = fake_aim(samples, tmp_path / "AIM2020")
-    config = tiny_config(REPO / "configs" / "aim2020_x2.yaml", tmp_path / "aim.yaml")
+    config = tiny_config(REPO / "srprep" / "configs" / "aim2020_x2.yaml", tmp_path / "aim.yaml")
     wd = tmp_path / "wd"
-    sets = [f"vars.div2k_hr={samples / 'kodak'}", f"vars.benchmark={shared_data / 'benchmark'}",
+    sets = [f"vars.div2k_hr={samples / 'kodak'}", f"vars.benchmark={ref_data / 'benchmark'}",
             f"vars.aim={aim}", f"vars.ids_x2={aim / 'x2_clean.txt'}", f"vars.ids_x3={aim / 'x3_clean.txt'}",
             f"vars.config={config}", "vars.network=edsr", "vars.device=cpu", "vars.pretrain_iters=2",
             "vars.aim_iters=2", "vars.large_iters=2", "vars.ssim_iters=2"]

@@ -14,6 +14,7 @@ import click
 
 from .. import __version__
 from ..errors import SrprepError
+from .cluster_paths import CLIENT, with_absolute_paths
 from .common import Context
 from .centroids import centroids_cmd
 from .crop import crop_cmd
@@ -54,12 +55,23 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Cli(click.Group):
+    """The top-level group: with --scheduler, a command's paths are made absolute (see .cluster_paths)."""
+
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None and ctx.params.get("scheduler") and name != "run":
+            command = with_absolute_paths(command)
+        return name, command, rest
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="srprep")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging, and full tracebacks on errors.")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bars.")
 @click.option("--scheduler", metavar="ADDRESS", envvar="SRPREP_SCHEDULER",
-              help="Run the data steps' items on a Dask cluster (tcp://host:8786) instead of local processes.")
+              help="Run the data steps' items on a Dask cluster (tcp://host:8786) instead of local processes "
+                   "(paths are made absolute; the workers must see them at the same place).")
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool, quiet: bool, scheduler: str | None) -> None:
     """srprep: dataset preparation for single-image super-resolution.
@@ -82,7 +94,7 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool, scheduler: str | None) -
     if scheduler and ctx.invoked_subcommand != "run":  # a pipeline passes it on to each of its steps
         from ..cluster import use_dask
 
-        ctx.with_resource(use_dask(scheduler))
+        ctx.meta[CLIENT] = ctx.with_resource(use_dask(scheduler))
 
 
 cli.add_command(modcrop_cmd)

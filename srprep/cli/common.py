@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..infer import EDSR_CHOP, PRECISIONS
+from ..names import PRECISIONS
 from ..runner import StepReport
 from ..stages.network import InferOptions
 
@@ -21,6 +21,25 @@ class Context:
     @property
     def progress(self) -> bool:
         return not self.quiet
+
+
+class ShippedFile(click.ParamType):
+    """A path to an existing file, or the name of a file shipped with srprep (a pipeline, a training config
+    or a degradation recipe; see :mod:`srprep.shipped`); converts to the file's :class:`~pathlib.Path`."""
+
+    name = "path"
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    def convert(self, value, param, ctx) -> Path:
+        from ..errors import SrprepError
+        from ..shipped import find_file
+
+        try:
+            return find_file(value, self.kind)
+        except SrprepError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 def step_options(fn):
@@ -147,7 +166,10 @@ def infer_options_from(tile, overlap, self_ensemble, crop_ensemble, precision, c
     if chop and crops:
         raise click.BadParameter("give --chop or --crop-ensemble, not both (--chop is --crop-ensemble 400:10)",
                                  param_hint="--chop")
-    crops = EDSR_CHOP if chop else crops
+    if chop:
+        from ..infer import EDSR_CHOP  # torch: imported only when a network will run
+
+        crops = EDSR_CHOP
     if crops and tile is not None:
         raise click.BadParameter("give --tile or --crop-ensemble/--chop, not both", param_hint="--crop-ensemble")
     if tile is not None and overlap >= tile:

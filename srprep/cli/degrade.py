@@ -4,6 +4,7 @@ from pathlib import Path
 
 import click
 
+from ..shipped import shipped_names
 from ..stages.degrade import HR_TARGETS, NAMINGS, DegradeOptions, degrade, is_reflash
 from .common import echo_report, png_level_option, step_options
 
@@ -11,11 +12,13 @@ from .common import echo_report, png_level_option, step_options
 @click.command("degrade")
 @click.argument("hr_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("dst", type=click.Path(file_okay=False, path_type=Path))
-@click.option("-r", "--recipe", default="reflash", show_default=True, metavar="reflash|realesrgan|SET|FILE.yaml",
+@click.option("-r", "--recipe", default="reflash", show_default=True,
+              metavar="reflash|realesrgan|SET|FILE.yaml|NAME",
               help="reflash: the eight Reflash test sets, made as the original script makes them, in its folders "
                    "(bicubic_jepg50, its spelling; 'jpeg' is accepted); SET: one of them (e.g. bicubic_noise20); "
                    "realesrgan: Real-ESRGAN's second-order pipeline, x4plus settings; FILE.yaml: that pipeline with "
-                   "the options in the file (Real-ESRGAN names; see configs/degrade/).")
+                   "the options in the file (Real-ESRGAN names); NAME: a shipped recipe file "
+                   f"({', '.join(shipped_names('recipe'))}; in srprep/configs/degrade/).")
 @click.option("-s", "--scale", type=click.IntRange(min=1), default=None,
               help="Downscaling factor [default: 4, or the YAML file's scale].")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
@@ -57,7 +60,7 @@ def degrade_cmd(ctx, hr_dir: Path, dst: Path, recipe: str, scale, seed: int, cop
     Examples:
       srprep degrade Set14/HR Set14_reflash --recipe reflash --scale 4 --sheet
       srprep degrade DIV2K/HR DIV2K_real --recipe realesrgan --copies 4 --seed 0
-      srprep degrade DIV2K/HR DIV2K_mild --recipe configs/degrade/mild.yaml --copies 2
+      srprep degrade DIV2K/HR DIV2K_mild --recipe mild --copies 2
     """
     reflash = is_reflash(recipe)
     given = {"--copies": copies, "--hr": hr_target} if reflash else {"--resize": resize, "--quantize": quantize}

@@ -5,8 +5,7 @@ from pathlib import Path
 import click
 
 from ..errors import SrprepError
-from ..models import load_pretrained
-from ..models.export import EXPORT_FORMATS, default_export_path, export_weights
+from ..names import EXPORT_FORMATS
 from .common import model_options
 
 
@@ -34,6 +33,9 @@ def export_cmd(ctx, model: Path, arch, scale, model_args, trust_checkpoint, fmt,
       srprep export -m runs/edsr_x2/best.pt --to edsr -o EDSR_x2.pt   # EDSR-PyTorch --pre_train EDSR_x2.pt
       srprep export -m carn_m.pth --scale 2 --to safetensors
     """
+    from ..models import load_pretrained  # torch: imported when the command runs
+    from ..models.export import default_export_path, export_weights
+
     out = out if out is not None else default_export_path(model, fmt)
     if out.resolve() == model.resolve():
         raise SrprepError(f"{out}: is the input checkpoint; give another --out")

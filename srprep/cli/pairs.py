@@ -35,6 +35,9 @@ def pairs_group() -> None:
               help="Also flag pairs whose PSNR after alignment is below this (dB; off by default).")
 @click.option("--tile", type=click.IntRange(min=16), default=64, show_default=True,
               help="Tile side for the local shifts, LR pixels.")
+@click.option("--all-tiles", is_flag=True,
+              help="Measure every tile of every pair (default: a pair whose non-overlapping tiles show no local "
+                   "motion is not measured on the others).")
 @click.option("--hist", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a histogram of the scores (PNG).")
 @click.option("--sheet", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -44,7 +47,7 @@ def pairs_group() -> None:
 @step_options
 @click.pass_obj
 def check_cmd(ctx, src: Path, scale: int, work, report, ids_out, threshold, max_shift, max_local, max_colour,
-              min_psnr, tile, hist, sheet, sheet_count, jobs, force, dry_run) -> None:
+              min_psnr, tile, all_tiles, hist, sheet, sheet_count, jobs, force, dry_run) -> None:
     """Measure every LR/HR pair and flag the damaged ones (what the AIM2020 washers removed).
 
     For each pair the HR is downsampled (MATLAB bicubic) onto the LR grid and compared with the
@@ -65,7 +68,7 @@ def check_cmd(ctx, src: Path, scale: int, work, report, ids_out, threshold, max_
     result = pairs_check(src, scale, work, report=report, ids_out=ids_out, hist=hist, sheet=sheet,
                          sheet_count=sheet_count,
                          tolerances=Tolerances(max_shift, max_local, max_colour, min_psnr, threshold),
-                         options=MeasureOptions(tile=tile), jobs=jobs, force=force, dry_run=dry_run,
+                         options=MeasureOptions(tile=tile, screen=not all_tiles), jobs=jobs, force=force, dry_run=dry_run,
                          progress=ctx.progress)
     if dry_run or not ctx.quiet:
         click.echo(result.summary())

@@ -19,7 +19,7 @@ def report_cmd(run_dir: Path, out: Path | None) -> None:
 
     \b
     Example:
-      srprep run pipelines/quickstart.yaml && srprep report quickstart
+      srprep run quickstart && srprep report quickstart
     """
     for path in pipeline_report(run_dir, out=out):
         click.echo(f"report -> {path}")

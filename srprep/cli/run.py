@@ -8,20 +8,25 @@ from ..errors import SrprepError
 from ..io.images import write_image
 from ..io.graphviz import dot_available, render_dot, write_dot
 from ..ops.diagram import dag_dot, draw_dag
-from ..pipeline import PipelineError, graph_text, load_pipeline, run_pipeline
+from ..pipeline import PipelineError, graph_text, load_pipeline, missing_inputs, run_pipeline, selected_steps
+from .common import ShippedFile
+from .stepcheck import step_checker
 
 
 @click.command("run")
-@click.argument("pipeline", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("pipeline", type=ShippedFile("pipeline"))
 @click.option("--until", metavar="STEP", help="Run only STEP and the steps it needs.")
 @click.option("--only", metavar="STEP", help="Run just STEP (the steps it needs must be up to date).")
 @click.option("--force", "force", multiple=True, metavar="STEP",
-              help="Redo STEP even if up to date (with its command's --force); its downstream steps rerun too.")
+              help="Redo STEP even if up to date: with its command's --force, or, for a command without one "
+                   "(train, eval), after removing its output (inside the workdir only). Its downstream steps "
+                   "rerun too.")
 @click.option("--set", "overrides", multiple=True, metavar="STEP.OPTION=VALUE",
               help="Override a step's option for this run (VALUE is read as YAML). Repeatable.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Where step outputs go (default: the pipeline's workdir).")
-@click.option("--dry-run", is_flag=True, help="Show which steps would run and why; run nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Show which steps would run and why, and every input that is missing; run nothing.")
 @click.option("--graph", is_flag=True, help="Print the steps and their dependencies; run nothing.")
 @click.option("--graph-png", type=click.Path(dir_okay=False, path_type=Path),
               help="Also draw the pipeline as a PNG (with Graphviz's dot when installed, else a plain drawing).")
@@ -34,23 +39,23 @@ def run_cmd(ctx: click.Context, pipeline: Path, until, only, force, overrides, w
             graph_png, graph_svg, graph_dot) -> None:
     """Run a pipeline: a chain of srprep steps in one YAML file, cached step by step.
 
-    An up-to-date step is skipped (and said so); a changed option reruns that step and every step
-    downstream of it, nothing else; a killed pipeline resumes where it stopped. See pipelines/*.yaml.
+    PIPELINE is a YAML file or the name of a pipeline shipped with srprep (srprep/pipelines/; an
+    unknown name lists them). An up-to-date step is skipped (and said so); a changed option reruns
+    that step and every step downstream of it, nothing else; a killed pipeline resumes where it
+    stopped.
 
     \b
     Examples:
-      srprep run pipelines/quickstart.yaml
-      srprep run pipelines/quickstart.yaml --dry-run --set downsample.scale=[3]
-      srprep run pipelines/div2k_eco_x2.yaml --until pack --graph-png graph.png
-      srprep run pipelines/quickstart.yaml --graph --graph-svg graph.svg --graph-dot graph.dot
+      srprep run quickstart
+      srprep run quickstart --dry-run --set data.scale=[3]
+      srprep run div2k_eco_x2 --until pack --graph-png graph.png
+      srprep run quickstart --graph --graph-svg graph.svg --graph-dot graph.dot
     """
     app = ctx.obj
     scheduler = ctx.find_root().params.get("scheduler")
-    pipe = load_pipeline(pipeline, workdir=workdir, overrides=list(overrides), scheduler=scheduler)
     root = ctx.find_root().command
-    for step in pipe.steps.values():
-        if step.command not in root.commands or step.command == "run":
-            raise PipelineError(f"{pipeline}: step {step.name!r}: no srprep command {step.command!r}")
+    pipe = load_pipeline(pipeline, workdir=workdir, overrides=list(overrides), scheduler=scheduler,
+                         check_step=step_checker(root))
     if graph or graph_png or graph_svg or graph_dot:
         click.echo(graph_text(pipe))
         edges = [(n, s.name) for s in pipe.steps.values() for n in s.needs]
@@ -90,11 +95,18 @@ def run_cmd(ctx: click.Context, pipeline: Path, until, only, force, overrides, w
         else:
             click.echo(f"[{outcome.name}] {outcome.status} ({outcome.reason})")
 
+    missing = missing_inputs(pipe, selected_steps(pipe, until=until, only=only)) if dry_run else []
+    takes_force = [name for name, command in root.commands.items()
+                   if any("--force" in getattr(p, "opts", ()) for p in command.params)]
     outcomes = run_pipeline(pipe, invoke, until=until, only=only, force=list(force), dry_run=dry_run,
-                            on_step=report)
+                            on_step=report, takes_force=takes_force)
     ran = sum(o.status == "ran" for o in outcomes)
     skipped = sum(o.status == "up to date" for o in outcomes)
     would = sum(o.status == "would run" for o in outcomes)
     verb = f"{would} would run" if dry_run else f"{ran} ran"
     click.echo(f"{pipe.name}: {verb}, {skipped} up to date ({sum(o.elapsed for o in outcomes):.1f} s) "
                f"-> {pipe.workdir}")
+    if missing:
+        for line in missing:
+            click.echo(f"missing: {line}", err=True)
+        raise PipelineError(f"{pipe.path}: {len(missing)} input(s) missing (listed above): a run would stop there")

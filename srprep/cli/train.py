@@ -5,11 +5,14 @@ from pathlib import Path
 import click
 
 from ..errors import SrprepError
+from ..shipped import shipped_names
+from .common import ShippedFile
 
 
 @click.command("train", context_settings={"max_content_width": 100})
-@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="YAML config (configs/*.yaml). Optional with --resume: the run's own config.yaml is used.")
+@click.option("-c", "--config", "config_path", type=ShippedFile("config"), metavar="FILE|NAME",
+              help=f"YAML config: a file, or the name of a shipped one ({', '.join(shipped_names('config'))}). "
+                   "Optional with --resume: the run's own config.yaml is used.")
 @click.argument("overrides", nargs=-1, metavar="[SECTION.KEY=VALUE]...")
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where the run writes (default: runs/<name>).")
@@ -30,7 +33,8 @@ def train_cmd(ctx, config_path, overrides, run_dir, resume, device, trust_checkp
     A config file sets the defaults; SECTION.KEY=VALUE arguments override them (values are YAML:
     train.iters=1000, data.keys=[a,b], val.root=null, loss.0.weight=255, model.kwargs.num_blocks=8).
     Unknown keys and wrong types are errors naming the option. Sections: model, data, val, eco, augment,
-    degrade, loss, optim, schedule, train (see configs/*.yaml, every option commented).
+    degrade, loss, optim, schedule, train (see the shipped configs in srprep/configs/, every option
+    commented).
 
     Fine-tuning: model.pretrained=FILE starts from a checkpoint in any format srprep eval reads
     (architecture, scale and options from the file unless the model section names them; only the
@@ -52,13 +56,13 @@ def train_cmd(ctx, config_path, overrides, run_dir, resume, device, trust_checkp
     \b
     Examples:
       srprep downsample srprep/samples/kodak DATA --scale 2
-      srprep train -c configs/tiny_cpu.yaml
-      srprep train -c configs/edsr_x2_eco.yaml train.iters=1000 data.batch=16
-      srprep train -c configs/tiny_cpu.yaml model.name=null model.kwargs={} model.pretrained=IMDN_x2.pth optim.lr=1e-5
-      srprep train -c configs/tiny_cpu.yaml model.scale=3 model.pretrained=runs/x2/best.pt model.strict=false
-      srprep train -c configs/tiny_cpu.yaml model.name=examples/tiny_espcn.py:TinyESPCN model.kwargs={}
+      srprep train -c tiny_cpu
+      srprep train -c edsr_x2_eco train.iters=1000 data.batch=16
+      srprep train -c tiny_cpu model.name=null model.kwargs={} model.pretrained=IMDN_x2.pth optim.lr=1e-5
+      srprep train -c tiny_cpu model.scale=3 model.pretrained=runs/x2/best.pt model.strict=false
+      srprep train -c tiny_cpu model.name=examples/tiny_espcn.py:TinyESPCN model.kwargs={}
       srprep train --resume auto --run-dir runs/edsr_x2_eco
-      torchrun --nproc_per_node 4 -m srprep train -c configs/edsr_x2_eco.yaml
+      torchrun --nproc_per_node 4 -m srprep train -c edsr_x2_eco
       srprep train --plot-eco eco.png
 
     On several GPUs, start the same command with torchrun: each process takes data.batch patches
@@ -88,7 +92,7 @@ def train_cmd(ctx, config_path, overrides, run_dir, resume, device, trust_checkp
             raise SrprepError(f"{candidate}: no config.yaml to resume from; pass -c CONFIG")
         run_dir = run_dir or candidate
     if config_path is None and base is None and not plot_eco:
-        raise SrprepError("give a config: srprep train -c configs/tiny_cpu.yaml (see srprep train --help)")
+        raise SrprepError("give a config: srprep train -c tiny_cpu (see srprep train --help)")
     cfg = load_config(config_path, list(overrides), base=base)
     if plot_eco:
         write_image(plot_eco, eco_schedule_plot(cfg.eco.shift))

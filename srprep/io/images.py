@@ -12,9 +12,13 @@ Backends, per format and direction, chosen by measurement (``benchmarks/bench_io
 run-to-run ranges in ``benchmarks/RESULTS.md``, section "Image I/O"). Speed-ups are cv2 over Pillow
 (pillow-simd), small sample images / one 2040x1356 image:
 
-* **PNG: cv2 both ways.** Decode 0.95-1.12x / 1.17-1.37x, encode 1.12-1.36x at levels 1 and 6, same size
-  within 0.3 %. cv2 also returns 16-bit colour as uint16, where Pillow silently keeps only the high byte
-  (no 16-bit policy would be possible). PNG is lossless: pixels equal Pillow's (tested on Set5).
+* **PNG: srprep's own fast paths, else cv2** (:mod:`srprep.io.png`, section "PNG codecs" of RESULTS.md):
+  8-bit grey/RGB/RGBA files are decoded by libspng (pyspng), 1.2-1.5x faster than cv2; level 1 (the
+  default) is encoded with the Up filter and ISA-L deflate, several times faster than zlib for files a few
+  percent larger. Everything else is cv2 (over Pillow: decode 0.95-1.37x, encode 1.12-1.36x at levels 1
+  and 6, same size within 0.3 %); cv2 also returns 16-bit colour as uint16, where Pillow silently keeps only
+  the high byte (no 16-bit policy would be possible). PNG is lossless: pixels equal Pillow's and cv2's
+  whatever the path (tested on Set5 and every bundled image).
 * **JPEG: cv2 both ways.** Decode 1.14-1.19x / 1.9-2.1x; encode 1.15x on the large image (0.86-1.38x on
   the small ones, noisy); the output is byte-identical to Pillow's on the reference machine (4:2:0, IJG
   tables, no Huffman optimisation).
@@ -66,6 +70,8 @@ import numpy as np
 from PIL import Image, ImageFile
 
 from srprep.errors import ImageError
+
+from . import png
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -340,6 +346,11 @@ def _decode(data, name: str, alpha: str, depth16: str, background: Background,
         # faster than cv2, and it keeps the alpha of grey+alpha files, which cv2 drops. Skipped when other
         # code has switched on Pillow's process-wide flag that makes it accept truncated files.
         arr = _decode_tiff_pil(data if isinstance(data, bytes) else bytes(mv), name)
+    if fmt == "PNG":
+        try:
+            arr = png.decode_fast(data, mv)
+        except ValueError as e:
+            raise ImageError(f"{name}: corrupt PNG ({e})") from None
     if arr is None:
         arr = _decode_cv2(np.frombuffer(mv, dtype=np.uint8), fmt, name)
     return _to_rgb8(arr, name, alpha, depth16, background)
@@ -562,6 +573,8 @@ def _encode(img: np.ndarray, fmt: str, png_level: int, jpeg_quality: int) -> np.
         out = io.BytesIO()
         Image.fromarray(src).save(out, "TIFF")
         return out.getvalue()
+    if fmt == "PNG" and png_level == png.FAST_LEVEL:
+        return png.encode_fast(src)
     bgr = src if src.ndim == 2 else cv2.cvtColor(src, cv2.COLOR_RGB2BGR)
     if fmt == "PNG":
         # Setting the level also selects zlib's default strategy (cv2 otherwise uses Z_RLE).
@@ -584,8 +597,10 @@ def encode_image(img: np.ndarray, ext: str = ".png", *, png_level: int = 1, jpeg
     Args:
         img: ``(H, W, 3)`` RGB or ``(H, W)`` grey, ``uint8``. Grey is stored as a 1-channel file.
         ext: the format, as a file extension (``".png"``, ``"jpg"``, ...; case-insensitive).
-        png_level: zlib level 0..9. The default 1 is fast and within a few percent of level 6/9 in size
-            for photographs; file size barely matters for intermediate data.
+        png_level: 0..9. The default 1 is srprep's fast encoder (Up filter, ISA-L deflate: several times
+            faster than zlib, files a few percent larger; :mod:`srprep.io.png`); 0 stores without
+            compression; 2..9 are libpng's adaptive filters with that zlib level (smaller, slower: for
+            archives). Pixels are the same at every level.
         jpeg_quality: 1..100, 4:2:0 chroma subsampling, baseline, standard Huffman tables.
 
     Returns:

@@ -21,7 +21,12 @@ main (unnamed)         ``key`` (UTF-8, no extension) -> the item. ``png``: the b
                        committed in the same transaction as the item's data, so a killed writer never leaves
                        a record without its data or data without a record.
 ``.meta``              ``b"store"`` -> JSON: format, version, encoding, png_level, dtype, complete, count,
-                       params_fp, content_fp, and what the caller adds (field, scale, convention, source).
+                       params_fp, content_fp, offsets_txnid, and what the caller adds (field, scale,
+                       convention, source).
+``.offsets``           ``key`` -> two little-endian uint64: where the item's value lies in ``data.mdb`` (byte
+                       offset, length). Written by :meth:`LmdbWriter.finish` in the transaction before the
+                       one that marks the store complete; valid while the environment's last transaction
+                       id is ``offsets_txnid`` (any later write makes readers ignore it).
 =====================  =======================================================================================
 
 The names of the sub-databases live in the main database's key space. They start with ``.``, which no item
@@ -46,7 +51,15 @@ batches of ``batch_bytes``. The store says ``complete: true`` only after :meth:`
 
 Reading: :class:`LmdbStore` opens the environment lazily in each process (``readonly``, ``lock=False``,
 ``readahead=False`` like BasicSR: random reads of a big store should not pull in neighbouring pages) and
-reopens it after a fork, so one store object can be handed to DataLoader workers. LMDBs made by BasicSR's
+reopens it after a fork, so one store object can be handed to DataLoader workers.
+
+Reading a store that is not in the page cache: py-lmdb touches every page of a value before handing it
+over (its ``preload``), and without readahead each touch is its own 4 KiB disk read, one after another:
+~170 of them for a 480x480 raw record, when a 96x96 patch needs ~34 pages' worth of rows. So where the
+``.offsets`` table is valid, values are read from ``data.mdb`` with one ``pread`` of exactly the bytes
+needed (the whole value, or the window's rows of a raw item), the file opened per process with
+``POSIX_FADV_RANDOM``; the pixels are the same bytes. Stores without the table (BasicSR's, older
+srprep's) are read through LMDB. LMDBs made by BasicSR's
 scripts (no ``.meta``; keys and shapes from ``meta_info.txt``) are read too.
 """
 from __future__ import annotations
@@ -75,8 +88,9 @@ log = logging.getLogger(__name__)
 FORMAT = "srprep-lmdb"
 VERSION = 1
 META_INFO = "meta_info.txt"
-_MAX_DBS = 4
-_INDEX, _DONE, _META = b".index", b".done", b".meta"
+_MAX_DBS = 5
+_INDEX, _DONE, _META, _OFFSETS = b".index", b".done", b".meta", b".offsets"
+_OFFSET = struct.Struct("<QQ")
 _META_KEY = b"store"
 _PAGE = 4096
 _MIN_MAP = 64 << 20
@@ -212,6 +226,8 @@ class LmdbStore:
         self._dbs: dict[bytes, Any] = {}
         self._index: dict[str, tuple[int, int, int]] | None = None
         self._done: dict[str, str] | None = None
+        self._offsets: dict[str, tuple[int, int]] | None = None
+        self._file: tuple[int, int] | None = None  # (pid, fd) of data.mdb for pread
         was_open = (os.path.realpath(self.path), readahead) in _READERS
         self.meta = self._read_meta()
         self.foreign = self.meta is None
@@ -254,13 +270,16 @@ class LmdbStore:
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state.update(_env_obj=None, _dbs={}, _index=None, _done=None)
+        state.update(_env_obj=None, _dbs={}, _index=None, _done=None, _offsets=None, _file=None)
         return state
 
     def close(self) -> None:
         """Close this process's handle of the store (it is reopened on the next read)."""
         _release(self.path)
         self._env_obj, self._dbs = None, {}
+        if self._file is not None and self._file[0] == os.getpid():
+            os.close(self._file[1])
+        self._file = None
 
     def __repr__(self) -> str:
         return f"LmdbStore({str(self.path)!r}, {self.encoding})"
@@ -316,6 +335,31 @@ class LmdbStore:
 
     # ------------------------------------------------------------------ pixels
 
+    def _load_offsets(self) -> dict[str, tuple[int, int]]:
+        """{key: (offset, length)} of every value in data.mdb, or {} where the table is missing or stale."""
+        if self._offsets is None:
+            offsets: dict[str, tuple[int, int]] = {}
+            db = self._db(_OFFSETS) if not self.foreign else None
+            if db is not None and self.meta.get("offsets_txnid") == self._env().info()["last_txnid"]:
+                with self._env().begin(db=db) as txn:
+                    for k, v in txn.cursor():
+                        offsets[bytes(k).decode()] = _OFFSET.unpack(bytes(v))
+            self._offsets = offsets
+        return self._offsets
+
+    def _pread(self, offset: int, length: int) -> np.ndarray:
+        """``length`` bytes of data.mdb from ``offset``, in one read (the file opened once per process)."""
+        if self._file is None or self._file[0] != os.getpid():
+            fd = os.open(self.path / "data.mdb", os.O_RDONLY)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)  # exactly the bytes asked for, no neighbours
+            self._file = (os.getpid(), fd)
+        buf = np.empty(length, dtype=np.uint8)
+        got = os.preadv(self._file[1], [buf], offset)
+        if got != length:
+            raise StoreError(f"{self.path}: data.mdb ends before a value ({got} of {length} bytes at {offset}); "
+                             f"the file was changed after the store was written")
+        return buf
+
     def _get(self, txn, key: str):
         buf = txn.get(key.encode())
         if buf is None:
@@ -332,6 +376,12 @@ class LmdbStore:
 
     def read(self, key: str) -> np.ndarray:
         """The item as ``(h, w, 3)`` uint8 RGB."""
+        where = self._load_offsets().get(key)
+        if where is not None:
+            buf = self._pread(*where)
+            if self.encoding == "raw":
+                return self._raw_view(buf, key)
+            return images.decode_image(buf, f"{self.path.name}:{key}")
         # buffers=True: the value is a view into the map, valid only inside the transaction; it is
         # copied (raw) or decoded (png) there, so each read costs one copy, not two.
         with self._env().begin(buffers=True) as txn:
@@ -341,7 +391,18 @@ class LmdbStore:
             return images.decode_image(buf, f"{self.path.name}:{key}")
 
     def read_region(self, key: str, top: int, left: int, height: int, width: int) -> np.ndarray:
-        """``read(key)[top:top+height, left:left+width]``; a raw store copies only that window."""
+        """``read(key)[top:top+height, left:left+width]``; a raw store reads only the window's rows."""
+        where = self._load_offsets().get(key)
+        if where is not None and self.encoding == "raw":
+            h, w, c = self.shape(key)
+            top, bottom = min(max(top, 0), h), min(max(top + height, 0), h)
+            if where[1] != h * w * c:
+                raise StoreError(f"{self.path}: item {key!r} holds {where[1]} bytes, its shape {(h, w, c)} needs "
+                                 f"{h * w * c}")
+            rows = self._pread(where[0] + top * w * c, (bottom - top) * w * c).reshape(bottom - top, w, c)
+            return rows[:, left:left + width].copy()
+        if where is not None:
+            return self.read(key)[top:top + height, left:left + width].copy()
         with self._env().begin(buffers=True) as txn:
             buf = self._get(txn, key)
             if self.encoding == "raw":
@@ -503,7 +564,8 @@ class LmdbWriter:
                 # Every sub-database and the metadata record in the first transaction: a store is either
                 # empty or recognisably srprep's, whenever a kill lands.
                 with self._env.begin(write=True) as txn:
-                    self._dbs = {name: self._env.open_db(name, txn=txn, create=True) for name in (_INDEX, _DONE, _META)}
+                    self._dbs = {name: self._env.open_db(name, txn=txn, create=True) for name in
+                                 (_INDEX, _DONE, _META, _OFFSETS)}
                     raw = txn.get(_META_KEY, db=self._dbs[_META])
                     if raw is None:
                         txn.put(_META_KEY, json.dumps({"format": FORMAT, "version": VERSION, "complete": False})
@@ -693,12 +755,47 @@ class LmdbWriter:
             except OSError as exc:
                 tmp.unlink(missing_ok=True)
                 raise write_error(self.path / META_INFO, exc) from exc
-        self._put_meta(complete=True, count=len(shapes), content_fp=fingerprint(items), **info)
+        offsets = self._value_offsets([k for k, _ in shapes])
+
+        def put_offsets(txn):
+            txn.drop(self._dbs[_OFFSETS], delete=False)
+            for k, where in offsets.items():
+                txn.put(k.encode(), _OFFSET.pack(*where), db=self._dbs[_OFFSETS])
+
+        self._retry_full(put_offsets, 32 * len(offsets))
+        # the next transaction (the one below) is the last: readers trust the offsets while it is
+        self._put_meta(complete=True, count=len(shapes), content_fp=fingerprint(items),
+                       offsets_txnid=env.info()["last_txnid"] + 1, **info)
         try:
             env.sync(True)
         except lmdb.Error as exc:
             raise write_error(self.path / "data.mdb", exc) from exc
         return dict(self._meta)
+
+    def _value_offsets(self, keys: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """{key: (offset, length)} of the committed values in data.mdb, from their addresses in this
+        process's map of the file (Linux: /proc/self/maps); {} elsewhere. Values just written are in the
+        page cache, so looking them up costs a pass over memory, not over the disk."""
+        maps = Path("/proc/self/maps")
+        if not maps.is_file() or not keys:
+            return {}
+        data = os.path.realpath(self.path / "data.mdb")
+        regions = []
+        for line in maps.read_text().splitlines():
+            parts = line.split(maxsplit=5)
+            if len(parts) == 6 and parts[5] == data:
+                start, end = (int(v, 16) for v in parts[0].split("-"))
+                regions.append((start, end, int(parts[2], 16)))
+        offsets = {}
+        with self._open().begin(buffers=True) as txn:
+            for k in keys:
+                buf = txn.get(k.encode())
+                address = np.frombuffer(buf, dtype=np.uint8).ctypes.data if len(buf) else None
+                region = next((r for r in regions if address is not None and r[0] <= address < r[1]), None)
+                if region is None:
+                    return {}  # not where expected (another platform or py-lmdb copying): no table
+                offsets[k] = (address - region[0] + region[2], len(buf))
+        return offsets
 
     def files(self) -> list[Path]:
         """The store's files whose sizes prove it whole (``data.mdb``, and ``meta_info.txt`` if any)."""

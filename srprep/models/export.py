@@ -27,8 +27,7 @@ from torch import nn
 from srprep.errors import SrprepError
 from srprep.models import layouts
 from srprep.models.pretrained import save_torch_atomic
-
-EXPORT_FORMATS = ("basicsr", "edsr", "safetensors")
+from srprep.names import EXPORT_FORMATS
 
 
 @dataclass(frozen=True)

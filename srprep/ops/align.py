@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Shift", "TileShifts", "to_gray", "phase_correlation", "tile_shifts", "fourier_shift",
+__all__ = ["Shift", "TileShifts", "to_gray", "phase_correlation", "tile_corners", "tile_shifts", "fourier_shift",
            "channel_gains"]
 
 # Standard deviation of the Gaussian taper on the cross-power spectrum, as a fraction of the Nyquist
@@ -42,6 +42,10 @@ _TAPER = 0.5
 # The refinement grid spans +-_REACH px around the integer peak: the true peak is within 0.5 px of it, and
 # the extra margin keeps a parabola fit possible when the best grid point is at the edge.
 _REACH = 1.0
+# Finer refinements start from the best point of a 1/_COARSE-px grid and search _FINE_REACH px around it: more
+# than the coarse step, so the fine grid's best point and both its parabola neighbours are inside.
+_COARSE = 4
+_FINE_REACH = 0.3
 
 
 @dataclass(frozen=True)
@@ -182,12 +186,15 @@ def _upsampled(cross: np.ndarray, m: int, cy: np.ndarray, cx: np.ndarray, offset
     weight[0] = 1.0
     if m % 2 == 0:
         weight[-1] = 1.0
-    ys = cy[:, None] + offsets[None, :]  # (T, k)
-    xs = cx[:, None] + offsets[None, :]
-    ey = np.exp(2j * np.pi * ys[:, :, None] * ky[None, None, :] / n).astype(np.complex64)  # (T, k, n)
-    ex = (np.exp(2j * np.pi * kx[None, :, None] * xs[:, None, :] / m)
+    # exp(2 pi i (c + o) k / n) = exp(2 pi i c k / n) * exp(2 pi i o k / n): T + k complex exponentials per
+    # frequency instead of T * k.
+    ey = (np.exp(2j * np.pi * cy[:, None, None] * ky[None, None, :] / n)
+          * np.exp(2j * np.pi * offsets[None, :, None] * ky[None, None, :] / n)).astype(np.complex64)  # (T, k, n)
+    ex = (np.exp(2j * np.pi * kx[None, :, None] * cx[:, None, None] / m)
+          * np.exp(2j * np.pi * kx[None, :, None] * offsets[None, None, :] / m)
           * weight[None, :, None]).astype(np.complex64)  # (T, m//2+1, k)
-    return (ey @ cross @ ex).real / np.float32(n * m)
+    # cross @ ex first: it walks cross along its rows (a few times faster than ey @ cross on large spectra).
+    return (ey @ (cross @ ex)).real / np.float32(n * m)
 
 
 def _parabola(left: np.ndarray, mid: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -197,20 +204,36 @@ def _parabola(left: np.ndarray, mid: np.ndarray, right: np.ndarray) -> np.ndarra
     return np.where(den < 0, np.clip(0.5 * (left - right) / safe, -0.5, 0.5), 0.0)
 
 
+def _grid_peak(cross: np.ndarray, m: int, cy: np.ndarray, cx: np.ndarray, offsets: np.ndarray):
+    """The upsampled correlation on the grid ``(cy + offsets) x (cx + offsets)`` and its best point per spectrum."""
+    grid = _upsampled(cross, m, cy, cx, offsets)  # (T, k, k)
+    flat = grid.reshape(grid.shape[0], -1).argmax(axis=1)
+    iy, ix = np.divmod(flat, grid.shape[2])
+    return grid, iy, ix
+
+
 def _refine(cross: np.ndarray, m: int, upsample: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sub-pixel (dy, dx, peak) for a stack of half cross-power spectra of (T, n, m) images."""
     py, px = _integer_peaks(cross, m)
+    reach = _REACH
+    if upsample > _COARSE and upsample % _COARSE == 0:
+        # Coarse to fine: the best point of a 1/4-px grid over the whole reach, then the 1/upsample grid
+        # within _FINE_REACH of it (the fine grid contains the coarse one). The peak is one smooth hump within
+        # the reach, so this finds the best point of the whole fine grid with 9^2 + 13^2 evaluations instead of
+        # 41^2 (at 1/20 px): the matrix-multiply DFT was half of the global measurement's time.
+        k = round(_REACH * _COARSE)
+        coarse = np.arange(-k, k + 1) / _COARSE
+        _, iy, ix = _grid_peak(cross, m, py, px, coarse)
+        py, px = py + coarse[iy], px + coarse[ix]
+        reach = _FINE_REACH
     step = 1.0 / upsample
-    k = int(round(_REACH * upsample))
+    k = int(round(reach * upsample))
     offsets = np.arange(-k, k + 1) * step
-    grid = _upsampled(cross, m, py, px, offsets)  # (T, 2k+1, 2k+1)
-    t = grid.shape[0]
-    flat = grid.reshape(t, -1).argmax(axis=1)
-    iy, ix = np.divmod(flat, grid.shape[2])
+    grid, iy, ix = _grid_peak(cross, m, py, px, offsets)
     # Keep the parabola's three points inside the grid.
     iy = np.clip(iy, 1, grid.shape[1] - 2)
     ix = np.clip(ix, 1, grid.shape[2] - 2)
-    rows = np.arange(t)
+    rows = np.arange(grid.shape[0])
     mid = grid[rows, iy, ix]
     fy = _parabola(grid[rows, iy - 1, ix], mid, grid[rows, iy + 1, ix])
     fx = _parabola(grid[rows, iy, ix - 1], mid, grid[rows, iy, ix + 1])
@@ -268,8 +291,27 @@ def phase_correlation(ref: np.ndarray, moving: np.ndarray, *, upsample: int = 20
     return Shift(float(dy[0]), float(dx[0]), float(peak[0]))
 
 
+def tile_corners(shape: tuple[int, int], tile: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-left corners ``(iy, ix)`` (row-major, int arrays) of the tiles :func:`tile_shifts` lays on an image of
+    ``shape``: starts ``0, stride, 2*stride ...`` along each axis plus one flush with the far edge; none when
+    the image is smaller than a tile."""
+
+    def starts(length: int) -> list[int]:
+        if length < tile:
+            return []
+        s = list(range(0, length - tile + 1, stride))
+        if s[-1] != length - tile:
+            s.append(length - tile)
+        return s
+
+    ys, xs = starts(shape[0]), starts(shape[1])
+    iy, ix = np.meshgrid(np.array(ys, dtype=np.intp), np.array(xs, dtype=np.intp), indexing="ij")
+    return iy.ravel(), ix.ravel()
+
+
 def tile_shifts(ref: np.ndarray, moving: np.ndarray, *, tile: int = 64, stride: int | None = None,
-                upsample: int = 10, taper: bool = True, min_contrast: float = 0.0) -> TileShifts:
+                upsample: int = 10, taper: bool = True, min_contrast: float = 0.0,
+                corners: tuple[np.ndarray, np.ndarray] | None = None) -> TileShifts:
     """Phase correlation on square tiles laid on a regular grid: where do parts of the images move apart?
 
     Tiles start at ``0, stride, 2*stride ...`` along each axis, plus one flush with the far edge when the
@@ -285,6 +327,8 @@ def tile_shifts(ref: np.ndarray, moving: np.ndarray, *, tile: int = 64, stride: 
         upsample, taper: as in :func:`phase_correlation`.
         min_contrast: only tiles whose ``ref`` standard deviation is at least this are measured and returned
             (skipping flat sky or walls saves their FFTs).
+        corners: measure only the tiles with these top-left corners ``(iy, ix)`` (e.g. a subset of
+            :func:`tile_corners`); ``stride`` is then unused.
 
     Returns:
         :class:`TileShifts` (empty when the image is smaller than one tile or no tile has the contrast).
@@ -302,24 +346,15 @@ def tile_shifts(ref: np.ndarray, moving: np.ndarray, *, tile: int = 64, stride: 
     stride = tile // 2 if stride is None else stride
     if int(stride) != stride or stride < 1:
         raise ValueError(f"tile_shifts: stride must be an integer >= 1, not {stride!r}")
-    h, w = ref.shape
-
-    def starts(length: int) -> list[int]:
-        if length < tile:
-            return []
-        s = list(range(0, length - tile + 1, stride))
-        if s[-1] != length - tile:
-            s.append(length - tile)
-        return s
-
-    ys, xs = starts(h), starts(w)
-    if not ys or not xs:
+    if corners is None:
+        iy, ix = tile_corners(ref.shape, tile, stride)
+    else:
+        iy, ix = (np.asarray(c, dtype=np.intp) for c in corners)
+    if not len(iy):
         empty = np.zeros((0, 2))
         return TileShifts(empty, empty.copy(), np.zeros(0), np.zeros(0))
     a = np.lib.stride_tricks.sliding_window_view(ref.astype(np.float32, copy=False), (tile, tile))
     b = np.lib.stride_tricks.sliding_window_view(moving.astype(np.float32, copy=False), (tile, tile))
-    iy, ix = np.meshgrid(np.array(ys), np.array(xs), indexing="ij")
-    iy, ix = iy.ravel(), ix.ravel()
     ta = a[iy, ix]  # (T, tile, tile) copy
     contrast = ta.std(axis=(1, 2), dtype=np.float64)
     keep = contrast >= min_contrast
@@ -384,8 +419,8 @@ def channel_gains(ref: np.ndarray, moving: np.ndarray, *, border: int = 0) -> tu
         raise ValueError(f"channel_gains: {h}x{w} images are too small for a {border}-pixel border")
     if border:
         ref, moving = ref[border:-border, border:-border], moving[border:-border, border:-border]
-    mr = ref.reshape(-1, ref.shape[2]).astype(np.float64).mean(axis=0)
-    mm = moving.reshape(-1, moving.shape[2]).astype(np.float64).mean(axis=0)
+    mr = ref.reshape(-1, ref.shape[2]).astype(np.float64, copy=False).mean(axis=0)
+    mm = moving.reshape(-1, moving.shape[2]).astype(np.float64, copy=False).mean(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         gains = np.where(mr > 0, mm / np.where(mr > 0, mr, 1.0), np.where(mm > 0, np.inf, 1.0))
     return gains, mm - mr

@@ -35,11 +35,13 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import math
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import cv2
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # imported where a torch candidate runs: the command line starts without torch
+    import torch
 
 from .imresize import imresize_matlab
 from .pil_resize import pil_resize
@@ -55,6 +57,8 @@ _PILLOW_ORDER = (12, 1)
 
 # ------------------------------------------------------------------------------------------- BasicSR's port
 def _basicsr_cubic(x: torch.Tensor) -> torch.Tensor:
+    import torch
+
     ax = torch.abs(x)
     ax2 = ax**2
     ax3 = ax**3
@@ -72,6 +76,8 @@ def _basicsr_axis(in_len: int, out_len: int, scale: float) -> tuple[torch.Tensor
     when *any* of its weights is zero (MATLAB drops a column only when all are); indices are into the axis
     mirrored at both ends (edge sample repeated) by as many samples as the taps reach beyond it.
     """
+    import torch
+
     width = 4.0 / scale if scale < 1 else 4.0
     x = torch.linspace(1, out_len, out_len)
     u = x / scale + 0.5 * (1 - 1 / scale)
@@ -108,6 +114,8 @@ def imresize_basicsr(img01: np.ndarray, scale: float) -> np.ndarray:
     Returns:
         ``(ceil(H*scale), ceil(W*scale), C)`` float32, unclipped.
     """
+    import torch
+
     t = torch.from_numpy(np.ascontiguousarray(np.asarray(img01).transpose(2, 0, 1))).float()
     c, h, w = t.shape
     oh, ow = math.ceil(h * scale), math.ceil(w * scale)
@@ -178,6 +186,8 @@ def _cv2(interpolation: int) -> Resizer:
 
 def _torch(mode: str, antialias: bool) -> Resizer:
     def fn(hr, size, scale):
+        import torch
+
         x = torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1))).float().div_(255.0)[None]
         with torch.no_grad():
             y = torch.nn.functional.interpolate(x, size=tuple(size), mode=mode, align_corners=False,

@@ -453,7 +453,8 @@ def crop(hr: str | os.PathLike, lrs: Sequence[str | os.PathLike | tuple], dst: s
     fields = [Field("HR", open_store(hr, naming="same"), 1)]
     for spec in lrs:
         path, s = spec if isinstance(spec, tuple) else parse_lr_spec(str(spec))
-        fields.append(open_field(path, s))
+        # absolute: worker processes (and Dask workers) may have other working directories
+        fields.append(open_field(Path(os.path.abspath(path)), s))
     names = [f.name for f in fields]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:

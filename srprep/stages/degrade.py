@@ -77,10 +77,13 @@ import numpy as np
 from .. import __version__
 from ..errors import OptionError as RecipeError, ImageError, StoreError
 from ..fingerprint import fingerprint
-from ..io import images
+from ..fanout import run_together
+from ..io import images, png
 from ..io.stores import FolderStore, FolderWriter, scale_suffix
 from ..ops.grid import modcrop
-from ..runner import STATE_DIR, Item, ItemResult, Step, StepReport, run_step, write_json_atomic
+from ..runner import STATE_DIR, Item, ItemResult, Step, StepReport, write_json_atomic
+from ..shipped import shipped_file, shipped_names
+from .wash import link_or_copy
 
 log = logging.getLogger(__name__)
 
@@ -245,10 +248,11 @@ def _check_config_values(cfg, where: str) -> None:
 def load_config(path: str | os.PathLike, *, scale: int | None = None):
     """Read a :class:`~srprep.ops.degrade.pipeline.DegradationConfig` from a YAML file.
 
-    The file is a flat mapping with Real-ESRGAN's option names (``configs/degrade/realesrgan_x4plus.yaml``
-    lists them all); options it leaves out keep the x4plus defaults. Unknown keys are refused, naming them,
-    unless the file says ``strict: false`` (to read a whole Real-ESRGAN training file: its other keys are
-    then ignored). ``scale`` (the command line's) wins over the file's.
+    The file is a flat mapping with Real-ESRGAN's option names (the shipped recipe ``realesrgan_x4plus``,
+    ``srprep/configs/degrade/realesrgan_x4plus.yaml``, lists them all); options it leaves out keep the x4plus
+    defaults. Unknown keys are refused, naming them, unless the file says ``strict: false`` (to read a whole
+    Real-ESRGAN training file: its other keys are then ignored). ``scale`` (the command line's) wins over the
+    file's.
 
     Raises:
         RecipeError: missing or unreadable file, invalid YAML, not a mapping, unknown keys, bad values.
@@ -309,27 +313,31 @@ def resolve_recipe(recipe, scale: int | None = None) -> tuple[str, tuple[str, ..
     """``("reflash", set names)`` or ``("realesrgan", DegradationConfig)`` for a ``--recipe`` value.
 
     ``recipe``: ``"reflash"`` (all eight sets), one Reflash set name (either spelling; the original's is
-    returned), ``"realesrgan"`` (x4plus settings),
-    a path to a YAML file (:func:`load_config`), or a ``DegradationConfig``.
+    returned), ``"realesrgan"`` (x4plus settings), a path to a YAML file (:func:`load_config`), the name of a
+    shipped recipe (``srprep/configs/degrade``: ``mild``, ``realesrgan_x4plus``), or a ``DegradationConfig``.
     """
-    from ..ops.degrade.pipeline import DegradationConfig
     from ..ops.degrade.recipes import ALIASES, RECIPE_NAMES
+
+    if recipe == "reflash":
+        return "reflash", RECIPE_NAMES
+    if isinstance(recipe, str) and (recipe in RECIPE_NAMES or recipe in ALIASES):
+        return "reflash", (ALIASES.get(recipe, recipe),)
+    from ..ops.degrade.pipeline import DegradationConfig  # torch: the Reflash sets never import it
 
     if isinstance(recipe, DegradationConfig):
         cfg = recipe if scale is None else dataclasses.replace(recipe, scale=int(scale))
         _check_config_values(cfg, "config")
         return "realesrgan", cfg
     recipe = str(recipe)
-    if recipe == "reflash":
-        return "reflash", RECIPE_NAMES
-    if recipe in RECIPE_NAMES or recipe in ALIASES:
-        return "reflash", (ALIASES.get(recipe, recipe),)
     if recipe == "realesrgan":
         return "realesrgan", _realesrgan_config(scale=4 if scale is None else int(scale))
     if recipe.lower().endswith((".yaml", ".yml")) or Path(recipe).is_file():
         return "realesrgan", load_config(recipe, scale=scale)
-    raise RecipeError(f"unknown recipe {recipe!r}: choose reflash, realesrgan, a YAML file, or one Reflash set "
-                      f"({', '.join(RECIPE_NAMES)})")
+    shipped = shipped_file(recipe, "recipe")
+    if shipped is not None:
+        return "realesrgan", load_config(shipped, scale=scale)
+    raise RecipeError(f"unknown recipe {recipe!r}: choose reflash, realesrgan, a YAML file, a shipped recipe "
+                      f"({', '.join(shipped_names('recipe'))}) or one Reflash set ({', '.join(RECIPE_NAMES)})")
 
 
 def _min_side_realesrgan(cfg) -> tuple[int, str]:
@@ -357,16 +365,19 @@ def _min_side_reflash(sets: Sequence[str], scale: int) -> tuple[int, str]:
 # ------------------------------------------------------------------------------------------ workers
 
 
-def _worker_setup(parent_pid: int) -> None:
-    """In a worker process use one thread: torch's and OpenCV's thread pools in every joblib process would
-    fight over the same cores. In this process (``jobs=1``) the pools are left as the caller set them."""
+def _worker_setup(parent_pid: int, *, torch_threads: bool = False) -> None:
+    """In a worker process use one thread: OpenCV's (and, for the steps that run torch, torch's) thread pools
+    in every joblib process would fight over the same cores. In this process (``jobs=1``) the pools are left
+    as the caller set them. The Reflash sets never import torch."""
     if os.getpid() != parent_pid:
         import cv2
-        import torch
 
-        if torch.get_num_threads() != 1:
-            torch.set_num_threads(1)
         cv2.setNumThreads(1)
+        if torch_threads:
+            import torch
+
+            if torch.get_num_threads() != 1:
+                torch.set_num_threads(1)
 
 
 def _read_hr(src: str, scale: int, min_side: int, why: str) -> np.ndarray:
@@ -387,45 +398,86 @@ def sharpen_gt(img: np.ndarray) -> np.ndarray:
 
 
 def _versions() -> dict:
-    """Library versions whose behaviour decides the pixels (numpy's samplers, PIL's bicubic, libjpeg)."""
+    """Library versions whose behaviour decides the pixels (numpy's samplers, PIL's bicubic, libjpeg); torch's
+    is read from its metadata, so that the Reflash workers never import it."""
+    from importlib.metadata import PackageNotFoundError, version
+
     import cv2
     import PIL
-    import torch
 
-    return {"srprep": __version__, "numpy": np.__version__, "torch": torch.__version__.split("+")[0],
+    try:
+        torch_version = version("torch").split("+")[0]
+    except PackageNotFoundError:
+        torch_version = None
+    return {"srprep": __version__, "numpy": np.__version__, "torch": torch_version,
             "opencv": cv2.__version__, "pillow": PIL.__version__}
 
 
-def _hr_one(payload, *, out: str, scale: int, min_side: int, why: str, sharpen: bool, png_level: int,
-            parent_pid: int) -> ItemResult:
-    _worker_setup(parent_pid)
-    key, src = payload
-    hr = _read_hr(src, scale, min_side, why)
+def _write_hr(key: str, src: str, hr: np.ndarray | None, *, out: str, scale: int, min_side: int, why: str,
+              sharpen: bool, png_level: int) -> tuple[ItemResult, np.ndarray | None]:
+    """``DST/HR/<key>.png`` and the HR array it holds (None when it was not decoded): the source file itself
+    (linked, else copied) when it is an 8-bit RGB PNG that the crop to the scale leaves whole and nothing
+    sharpens it; otherwise the (cropped, sharpened) image, encoded once. ``hr``: the cropped source, if the
+    caller has it."""
+    name = f"{key}.png"
+    size = png.rgb8_size(src)
+    if (not sharpen and size is not None and size[0] % scale == 0 and size[1] % scale == 0
+            and min(size) >= min_side):
+        link_or_copy(src, Path(out) / name)
+        return ItemResult(outputs=[name]), hr
+    hr = _read_hr(src, scale, min_side, why) if hr is None else hr
     if sharpen:
         hr = sharpen_gt(hr)
-    return ItemResult(outputs=[FolderWriter(out, png_level=png_level).write(key, hr)])
+    FolderWriter(out, png_level=png_level).write(key, hr)
+    return ItemResult(outputs=[name]), hr
 
 
-def _reflash_one(payload, *, name: str, out: str, opts: DegradeOptions, scale: int, min_side: int, why: str,
-                 parent_pid: int) -> ItemResult:
-    from ..ops.degrade.recipes import RECIPES, apply_reflash
+def _reflash_image(job: dict, *, hr_step: str, sets: dict, outs: dict, opts: DegradeOptions, scale: int,
+                   min_side: int, why: str, parent_pid: int) -> dict:
+    """Every output of one image the Reflash steps still need (``job``: step name -> the image's payload),
+    from one decode and one blur (:func:`~srprep.ops.degrade.recipes.apply_reflash_sets`)."""
+    from ..ops.degrade.recipes import RECIPES, apply_reflash_sets
 
     _worker_setup(parent_pid)
-    key, src = payload
-    hr = _read_hr(src, scale, min_side, why)
-    noisy = "noise" in RECIPES[name]
-    lr, info = apply_reflash(hr, name, scale=scale, seed=opts.seed if noisy else 0, key=key,
-                             resize=opts.resize, quantize=opts.quantize, jpeg_backend=REFLASH_JPEG)
-    writer = FolderWriter(out, suffix=_lr_suffix(scale, _naming(opts, "reflash")), png_level=opts.png_level)
-    png = writer.name(key)
-    if not noisy:
-        info["seed"] = None  # nothing random: the pixels do not depend on the seed
-    record = {**info, "recipe": "reflash", "set": name, "hr": f"HR/{key}.png", "lr": f"{name}/{png}",
-              "source": str(src), "versions": _versions()}
-    stem = png[: -len(".png")]
-    write_json_atomic(Path(out) / f"{stem}.json", record)
-    writer.write(key, lr)
-    return ItemResult(outputs=[png, f"{stem}.json"])
+    key, src = next(iter(job.values()))[0]
+    results, hr = {}, None
+    wanted = [sets[name] for name in job if name in sets]
+    if wanted:
+        hr = _read_hr(src, scale, min_side, why)
+        lrs = apply_reflash_sets(hr, wanted, scale=scale, seed=opts.seed, key=key, resize=opts.resize,
+                                 quantize=opts.quantize, jpeg_backend=REFLASH_JPEG)
+        writer_opts = dict(suffix=_lr_suffix(scale, _naming(opts, "reflash")), png_level=opts.png_level)
+        for name in job:
+            if name not in sets:
+                continue
+            set_, out = sets[name], outs[name]
+            lr, info = lrs[set_]
+            writer = FolderWriter(out, **writer_opts)
+            png_name = writer.name(key)
+            if "noise" not in RECIPES[set_]:
+                info = {**info, "seed": None}  # nothing random: the pixels do not depend on the seed
+            record = {**info, "recipe": "reflash", "set": set_, "hr": f"HR/{key}.png", "lr": f"{set_}/{png_name}",
+                      "source": str(src), "versions": _versions()}
+            stem = png_name[: -len(".png")]
+            write_json_atomic(Path(out) / f"{stem}.json", record)
+            writer.write(key, lr)
+            results[name] = [ItemResult(outputs=[png_name, f"{stem}.json"])]
+    if hr_step in job:
+        results[hr_step] = [_write_hr(key, src, hr, out=outs[hr_step], scale=scale, min_side=min_side, why=why,
+                                      sharpen=False, png_level=opts.png_level)[0]]
+    return results
+
+
+#: LR copies of one image made by one worker call (from one decode): more would lose more work to a kill, as
+#: a call's results are recorded when it returns.
+COPIES_PER_CALL = 4
+
+
+def _realesrgan_group(item: Item) -> tuple[str, int]:
+    """Which worker call makes an item: an image's HR and its first copies together, then its copies in
+    groups of :data:`COPIES_PER_CALL` (payloads: ``(key, src)`` for HR, ``(key, k, src)`` for copy k)."""
+    key, *rest = item.payload
+    return key, (rest[0] // COPIES_PER_CALL if len(rest) == 2 else 0)
 
 
 def _copy_key(key: str, k: int) -> str:
@@ -437,22 +489,40 @@ def _rng_key(key: str, k: int) -> str:
     return f"{key}/{k}"
 
 
-def _realesrgan_one(payload, *, cfg, out: str, hr_out: str, opts: DegradeOptions, hr_target: str, min_side: int,
-                    why: str, config_sha256: str, parent_pid: int) -> ItemResult:
+def _realesrgan_image(job: dict, *, cfg, hr_step: str, lr_step: str, out: str, hr_out: str, opts: DegradeOptions,
+                      hr_target: str, min_side: int, why: str, config_sha256: str, parent_pid: int) -> dict:
+    """The HR and the LR copies of one image that the realesrgan steps still need, from one decode (and one
+    sharpening) of the source."""
+    _worker_setup(parent_pid, torch_threads=True)
+    results, gt = {}, None
+    if hr_step in job:
+        key, src = job[hr_step][0]
+        result, gt = _write_hr(key, src, None, out=hr_out, scale=cfg.scale, min_side=min_side, why=why,
+                               sharpen=hr_target == "sharpened", png_level=opts.png_level)
+        results[hr_step] = [result]
+    if lr_step in job:
+        results[lr_step] = []
+        for key, k, src in job[lr_step]:
+            if gt is None:
+                hr_file = Path(hr_out) / f"{key}.png"
+                if hr_target == "sharpened" and hr_file.is_file():
+                    # DST/HR holds this image's sharpened GT: decoding it costs a tenth of sharpening again
+                    gt = images.read_image(hr_file)
+                else:
+                    gt = _read_hr(src, cfg.scale, min_side, why)
+                    if hr_target == "sharpened":
+                        gt = sharpen_gt(gt)
+            results[lr_step].append(_realesrgan_copy(key, k, src, gt, cfg=cfg, out=out, opts=opts,
+                                                     hr_target=hr_target, config_sha256=config_sha256))
+    return results
+
+
+def _realesrgan_copy(key: str, k: int, src: str, gt: np.ndarray, *, cfg, out: str, opts: DegradeOptions,
+                     hr_target: str, config_sha256: str) -> ItemResult:
+    """LR copy ``k`` of image ``key`` from its GT (sharpened when ``hr_target`` says so), with its record."""
     from ..ops.degrade.pipeline import apply, draw_params
     from ..ops.degrade.rng import item_rng
 
-    _worker_setup(parent_pid)
-    key, k, src = payload
-    hr_file = Path(hr_out) / f"{key}.png"
-    if hr_target == "sharpened" and hr_file.is_file():
-        # The HR step ran first and wrote this image's sharpened GT: decoding it costs a tenth of sharpening
-        # again (0.04 s vs 0.4 s for a DIV2K image), for every copy.
-        gt = images.read_image(hr_file)
-    else:
-        gt = _read_hr(src, cfg.scale, min_side, why)
-        if hr_target == "sharpened":
-            gt = sharpen_gt(gt)
     params = draw_params(cfg, item_rng(opts.seed, _rng_key(key, k)), gt.shape[:2])
     if hr_target == "sharpened":
         # DST/HR holds the sharpened GT; degrade that very image, so the pair is exact (module doc)
@@ -461,7 +531,7 @@ def _realesrgan_one(payload, *, cfg, out: str, hr_out: str, opts: DegradeOptions
     writer = FolderWriter(out, suffix=_lr_suffix(cfg.scale, _naming(opts, "realesrgan")),
                           png_level=opts.png_level)
     ckey = _copy_key(key, k)
-    png = writer.name(ckey)
+    png_name = writer.name(ckey)
     pdict = params.to_dict()
     for blur in ("blur1", "blur2"):  # kernels are rebuilt from their parameters on loading
         if pdict[blur] is not None:
@@ -469,12 +539,12 @@ def _realesrgan_one(payload, *, cfg, out: str, hr_out: str, opts: DegradeOptions
     pdict["final"]["sinc"]["kernel"] = None
     record = {"recipe": "realesrgan", "key": key, "copy": int(k), "seed": int(opts.seed),
               "rng_key": _rng_key(key, k), "scale": int(cfg.scale), "hr": f"HR/{key}.png", "hr_target": hr_target,
-              "lr": f"LR/{png}", "lr_size": list(lr.shape[:2]), "source": str(src), "config_sha256": config_sha256,
-              "params": pdict, "versions": _versions()}
-    stem = png[: -len(".png")]
+              "lr": f"LR/{png_name}", "lr_size": list(lr.shape[:2]), "source": str(src),
+              "config_sha256": config_sha256, "params": pdict, "versions": _versions()}
+    stem = png_name[: -len(".png")]
     write_json_atomic(Path(out) / f"{stem}.json", record)
     writer.write(ckey, lr)
-    return ItemResult(outputs=[png, f"{stem}.json"])
+    return ItemResult(outputs=[png_name, f"{stem}.json"])
 
 
 def _lr_suffix(scale: int, naming: str) -> str:
@@ -555,43 +625,42 @@ def degrade(hr_dir: str | os.PathLike, dst: str | os.PathLike, recipe="reflash",
         raise StoreError(f"{hr_dir}: no images found (PNG, JPEG, BMP or TIFF)")
     items = [Item(k, store.item_fingerprint(k), (k, str(store.path(k).resolve()))) for k in store.keys()]
     inputs = {"src": str(hr_dir.resolve())}
-    run = functools.partial(run_step, jobs=jobs, force=force, dry_run=dry_run, progress=progress, unit="img")
+    run = functools.partial(run_together, jobs=jobs, force=force, dry_run=dry_run, progress=progress, unit="img")
     parent = os.getpid()
-    steps: list[StepReport] = []
-    report = DegradeReport(recipe=kind, steps=steps)
+    report = DegradeReport(recipe=kind, steps=[])
 
+    # Every folder is its own cached step; the steps run together, so each source image is decoded once for
+    # all the folders that need it (srprep.fanout).
     if kind == "reflash":
         sets = what
         scale = 4 if opts.scale is None else int(opts.scale)
         min_side, why = _min_side_reflash(sets, scale)
-        steps.append(run(Step("degrade:HR", dst / "HR", {"scale": scale, "hr": "original",
-                                                          "png_level": opts.png_level}, inputs, reads=(hr_dir,)),
-                         items, functools.partial(_hr_one, out=str(dst / "HR"), scale=scale, min_side=min_side,
-                                                  why=why, sharpen=False, png_level=opts.png_level,
-                                                  parent_pid=parent)))
         from ..ops.degrade.recipes import RECIPES
 
+        hr_step = Step("degrade:HR", dst / "HR", {"scale": scale, "hr": "original", "png_level": opts.png_level},
+                       inputs, reads=(hr_dir,))
+        set_steps = {}
         for name in sets:
             params = {"recipe": name, "scale": scale, "resize": opts.resize, "quantize": opts.quantize,
                       "jpeg_backend": REFLASH_JPEG, "naming": _naming(opts, "reflash"),
                       "png_level": opts.png_level}
             if "noise" in RECIPES[name]:
                 params["seed"] = int(opts.seed)
-            out = dst / name
-            worker = functools.partial(_reflash_one, name=name, out=str(out), opts=opts, scale=scale,
-                                       min_side=min_side, why=why, parent_pid=parent)
-            steps.append(run(Step(f"degrade:{name}", out, params, inputs, reads=(hr_dir,)), items, worker))
+            set_steps[name] = Step(f"degrade:{name}", dst / name, params, inputs, reads=(hr_dir,))
+        all_steps = [hr_step, *set_steps.values()]
+        worker = functools.partial(_reflash_image, hr_step=hr_step.name,
+                                   sets={st.name: name for name, st in set_steps.items()},
+                                   outs={st.name: str(st.output) for st in all_steps}, opts=opts, scale=scale,
+                                   min_side=min_side, why=why, parent_pid=parent)
+        report.steps = run([(st, items) for st in all_steps], worker)
     else:
         cfg = what
         hr_target = opts.hr if cfg.gt_usm else "original"
         if hr_target != opts.hr:
             log.info("the config does not sharpen the GT (gt_usm: false): DST/HR holds the original")
         min_side, why = _min_side_realesrgan(cfg)
-        steps.append(run(Step("degrade:HR", dst / "HR", {"scale": cfg.scale, "hr": hr_target,
-                                                          "png_level": opts.png_level}, inputs, reads=(hr_dir,)),
-                         items, functools.partial(_hr_one, out=str(dst / "HR"), scale=cfg.scale, min_side=min_side,
-                                                  why=why, sharpen=hr_target == "sharpened",
-                                                  png_level=opts.png_level, parent_pid=parent)))
+        hr_step = Step("degrade:HR", dst / "HR", {"scale": cfg.scale, "hr": hr_target, "png_level": opts.png_level},
+                       inputs, reads=(hr_dir,))
         config = cfg.to_dict()
         config_sha256 = fingerprint(config)
         # copies is not a parameter: the item set (one item per copy) carries it, so more copies only
@@ -599,12 +668,13 @@ def degrade(hr_dir: str | os.PathLike, dst: str | os.PathLike, recipe="reflash",
         params = {"recipe": "realesrgan", "config": config, "config_sha256": config_sha256, "scale": cfg.scale,
                   "seed": int(opts.seed), "hr": hr_target, "naming": _naming(opts, "realesrgan"),
                   "png_level": opts.png_level}
+        lr_step = Step("degrade:LR", dst / "LR", params, inputs, reads=(hr_dir,))
         copy_items = [Item(_copy_key(it.key, k), it.fingerprint, (it.key, k, it.payload[1]))
                       for it in items for k in range(opts.copies)]
-        worker = functools.partial(_realesrgan_one, cfg=cfg, out=str(dst / "LR"), hr_out=str(dst / "HR"), opts=opts,
-                                   hr_target=hr_target, min_side=min_side, why=why, config_sha256=config_sha256,
-                                   parent_pid=parent)
-        steps.append(run(Step("degrade:LR", dst / "LR", params, inputs, reads=(hr_dir,)), copy_items, worker))
+        worker = functools.partial(_realesrgan_image, cfg=cfg, hr_step=hr_step.name, lr_step=lr_step.name,
+                                   out=str(dst / "LR"), hr_out=str(dst / "HR"), opts=opts, hr_target=hr_target,
+                                   min_side=min_side, why=why, config_sha256=config_sha256, parent_pid=parent)
+        report.steps = run([(hr_step, items), (lr_step, copy_items)], worker, group=_realesrgan_group)
         if not dry_run:
             report.config_file = _write_resolved_config(dst / "degradation.yaml", cfg, opts, hr_target,
                                                         config_sha256)

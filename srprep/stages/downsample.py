@@ -15,6 +15,13 @@ to ``LR size * s`` from the top left (which is ``modcrop(HR, s)``), the benchmar
 
 A grey (1-channel) HR file gives grey (1-channel) PNGs, as MATLAB's ``imresize`` of a 2-D image does; the
 values are those of any channel of the image read as R=G=B (the resize works on each channel alone).
+
+Work per image (the CPU path): the folders' steps run together (:func:`srprep.fanout.run_together`), so an
+HR image is decoded once for every folder that needs it, whatever the number of scales. ``DST/HR/<key>.png``
+is the source file itself when its pixels are the HR's (an 8-bit RGB PNG that ``--mod`` leaves uncropped,
+orientation ignored): a hard link (no space, no encode), or a byte copy where a link cannot be made (another
+file system); otherwise the cropped image, encoded once. Being a link, it changes if the source file is
+rewritten in place (srprep never does that; its own writes replace files).
 """
 from __future__ import annotations
 
@@ -25,13 +32,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ImageError, OptionError
-from ..io import images
+from ..fanout import run_together
+from ..io import images, png
 from ..io.stores import FolderStore, FolderWriter, scale_suffix
 from ..ops.grid import modcrop
 from ..ops.imresize import imresize_matlab
 from ..runner import Item, ItemResult, Step, StepReport, default_jobs, run_step
 from .devicepipe import run_device_step
 from .network import resolve_devices
+from .wash import link_or_copy
 
 
 @dataclass(frozen=True)
@@ -168,19 +177,43 @@ def _write_lr(payload, lr: np.ndarray, *, scale: float, opts: DownsampleOptions,
     return ItemResult(outputs=[name], info={"lr": list(lr.shape[:2])})
 
 
-def _lr_one(payload, *, scale: float, opts: DownsampleOptions, out: str, threads: int | None) -> ItemResult:
-    key, src = payload
-    hr = images.read_image(src, exif_orientation=opts.exif_orientation)
-    lr = downsample_image(hr, scale, opts, name=src, threads=threads)
-    result = _write_lr(payload, lr, scale=scale, opts=opts, out=out)
-    result.info["hr"] = list(hr.shape[:2])
-    return result
-
-
 def _hr_one(payload, *, opts: DownsampleOptions, out: str) -> ItemResult:
     key, src = payload
-    hr = _grey_if_grey(prepare_hr(images.read_image(src, exif_orientation=opts.exif_orientation), opts, src), src)
+    return _write_hr(key, src, None, opts=opts, out=out)
+
+
+def _write_hr(key: str, src: str, hr: np.ndarray | None, *, opts: DownsampleOptions, out: str) -> ItemResult:
+    """``DST/HR/<key>.png``: the source file itself (linked, else copied) when it holds the HR's pixels (an
+    8-bit RGB PNG that ``--mod`` leaves whole, orientation ignored), else the (cropped) image encoded once.
+    ``hr``: the decoded source, if the caller has it."""
+    name = f"{key}.png"
+    size = png.rgb8_size(src) if opts.exif_orientation == "ignore" else None
+    if size is not None and (not opts.mod or (size[0] % opts.mod == 0 and size[1] % opts.mod == 0)):
+        link_or_copy(src, Path(out) / name)
+        return ItemResult(outputs=[name])
+    if hr is None:
+        hr = images.read_image(src, exif_orientation=opts.exif_orientation)
+    hr = _grey_if_grey(prepare_hr(hr, opts, src), src)
     return ItemResult(outputs=[FolderWriter(out, png_level=opts.png_level).write(key, hr)])
+
+
+def _image_one(job: dict, *, opts: DownsampleOptions, outs: dict, scales: dict, threads: int | None) -> dict:
+    """Every output one source image still needs, from one decode: ``job`` maps step names (the HR step and
+    the scales' steps) to that image's payload; returns their :class:`ItemResult` lists."""
+    key, src = next(iter(job.values()))[0]
+    hr = None
+    results = {}
+    for name in job:
+        if name in scales:
+            hr = images.read_image(src, exif_orientation=opts.exif_orientation) if hr is None else hr
+            lr = downsample_image(hr, scales[name], opts, name=src, threads=threads)
+            res = _write_lr((key, src), lr, scale=scales[name], opts=opts, out=outs[name])
+            res.info["hr"] = list(hr.shape[:2])
+            results[name] = [res]
+    for name in job:
+        if name not in scales:
+            results[name] = [_write_hr(key, src, hr, opts=opts, out=outs[name])]
+    return results
 
 
 def scale_dir_name(scale: float) -> str:
@@ -249,26 +282,27 @@ def downsample(src: str | Path, dst: str | Path, scales: list[float], *, opts: D
     store = FolderStore(src, naming="same")
     items = [Item(k, store.item_fingerprint(k), (k, str(store.path(k)))) for k in store.keys()]
     src_id = {"src": str(Path(src).resolve())}
+    hr_params = {k: v for k, v in opts.params().items() if k in ("mod", "png_level", "exif_orientation")}
+    hr_step = Step(f"downsample:{hr_dir}", dst / hr_dir, hr_params, src_id, reads=(Path(src),))
+    lr_steps = {s: Step(f"downsample:{lr_dir}", dst / lr_dir, {"scale": s, **opts.params()}, src_id,
+                        reads=(Path(src),)) for s, lr_dir in zip(scales, lr_dirs)}
+    if not (pipelined if pipelined is not None else devices != ["cpu"]):
+        # One process per core already: the compiled kernel then runs single-threaded in each.
+        threads = 1 if (jobs or default_jobs()) > 1 else None
+        steps = ([hr_step] if write_hr else []) + list(lr_steps.values())
+        worker = functools.partial(_image_one, opts=opts, outs={st.name: str(st.output) for st in steps},
+                                   scales={st.name: s for s, st in lr_steps.items()}, threads=threads)
+        return run_together([(st, items) for st in steps], worker, jobs=jobs, force=force, dry_run=dry_run,
+                            progress=progress, unit="img")
     run = functools.partial(run_step, force=force, dry_run=dry_run, progress=progress, unit="img")
     reports = []
     if write_hr:
-        out = dst / hr_dir
-        hr_params = {k: v for k, v in opts.params().items() if k in ("mod", "png_level", "exif_orientation")}
-        step = Step(f"downsample:{hr_dir}", out, hr_params, src_id, reads=(Path(src),))
-        reports.append(run(step, items, functools.partial(_hr_one, opts=opts, out=str(out)), jobs=jobs))
-    # One process per core already: the compiled kernel then runs single-threaded in each.
-    threads = 1 if (jobs or default_jobs()) > 1 else None
-    for s, lr_dir in zip(scales, lr_dirs):
-        out = dst / lr_dir
-        params = {"scale": s, **opts.params()}
-        step = Step(f"downsample:{lr_dir}", out, params, src_id, reads=(Path(src),))
-        if not (pipelined if pipelined is not None else devices != ["cpu"]):
-            worker = functools.partial(_lr_one, scale=s, opts=opts, out=str(out), threads=threads)
-            reports.append(run(step, items, worker, jobs=jobs))
-        else:
-            reports.append(run_device_step(
-                step, items, compute=ResizeCompute(s, opts), devices=devices,
-                read=functools.partial(_read_for_scale, scale=s, opts=opts),
-                finish=functools.partial(_write_lr, scale=s, opts=opts, out=str(out)), batch=batch, force=force,
-                dry_run=dry_run, progress=progress, unit="img"))
+        reports.append(run(hr_step, items, functools.partial(_hr_one, opts=opts, out=str(hr_step.output)),
+                           jobs=jobs))
+    for s, step in lr_steps.items():
+        reports.append(run_device_step(
+            step, items, compute=ResizeCompute(s, opts), devices=devices,
+            read=functools.partial(_read_for_scale, scale=s, opts=opts),
+            finish=functools.partial(_write_lr, scale=s, opts=opts, out=str(step.output)), batch=batch,
+            force=force, dry_run=dry_run, progress=progress, unit="img"))
     return reports

@@ -43,7 +43,8 @@ from ..io.view import VIEW_FILE, ViewSource, make_view_document, save_view_docum
 from ..runner import Item, ItemResult, Step, StepReport, run_step
 from .pairs import check_output_dir, dataset_layout, pair_problems
 
-__all__ = ["IdListError", "IdList", "read_id_list", "LINK_KINDS", "MODES", "WashReport", "link_file", "wash"]
+__all__ = ["IdListError", "IdList", "read_id_list", "LINK_KINDS", "MODES", "WashReport", "link_file", "link_or_copy",
+           "wash"]
 
 LINK_KINDS = ("hardlink", "symlink", "copy")
 MODES = ("keep", "drop")
@@ -172,6 +173,15 @@ def link_file(src: str | os.PathLike, dst: str | os.PathLike, kind: str) -> None
         if tmp.exists() or tmp.is_symlink():
             tmp.unlink()
         raise
+
+
+def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """``dst`` holds ``src``'s bytes: a hard link, or a copy where no link can be made (another file system,
+    or a file system without links). For steps whose output may simply be the source file."""
+    try:
+        link_file(src, dst, "hardlink")
+    except OSError:
+        link_file(src, dst, "copy")
 
 
 def probe_link(src_file: Path, dst_dir: Path, kind: str) -> None:

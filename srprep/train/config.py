@@ -1,6 +1,6 @@
 """Training configuration: YAML file -> typed dataclasses, ``section.key=value`` overrides, resolved YAML out.
 
-A config file sets *defaults* for one recipe (``configs/*.yaml``); command-line overrides win
+A config file sets *defaults* for one recipe (``srprep/configs/*.yaml``); command-line overrides win
 (``train.iters=1000 data.batch=16 model.kwargs.num_blocks=8 loss.0.weight=255``); the resolved config is
 written next to the run (``RUN/config.yaml``) and stored in every checkpoint, so a run can be repeated.
 
@@ -130,7 +130,7 @@ class DegradeConfig:
     """
 
     enabled: bool = False
-    recipe: Optional[str] = None  # YAML file of DegradationConfig options (configs/degrade/*.yaml)
+    recipe: Optional[str] = None  # DegradationConfig options: a YAML file or a shipped recipe's name (mild ...)
     options: dict = field(default_factory=dict)  # options that override the recipe's
     noise: str = "device"  # device (torch generator on the GPU) | host (numpy, same numbers as srprep degrade)
     sharpen_target: Optional[bool] = None  # L1 target = USM(HR); null: follow gt_usm, as Real-ESRGAN

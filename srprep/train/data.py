@@ -27,6 +27,12 @@ already applied on the host (``flags`` come back zero), the degradation paramete
 ``crop_pad`` GT, and ``crop`` (B, 2) holds the top-left corner, on the LR grid, of the training patch that the
 loop cuts from the degraded pair (Real-ESRNet's ``paired_random_crop``: LR ``P/s``, GT ``P``). A sample's
 draws, in order: flags, the GT crop (top, left), the degradation parameters, the patch (top, left).
+
+For other trainers, ``mode="basicsr"`` (and :func:`patch_dataset`, which opens a dataset folder or packed
+stores by field name) gives what BasicSR's paired datasets give: item ``i`` is key ``i`` with a random crop,
+as ``{"lq": (3, P/s, P/s), "gt": (3, P, P), "key": str}`` float32 tensors in [0, 1] with the flips and the
+transposition already applied, for a plain ``torch.utils.data.DataLoader`` (``shuffle=True``). Crops are
+drawn from ``(seed, epoch, i)``: call :meth:`PatchDataset.set_epoch` each epoch for new ones.
 """
 from __future__ import annotations
 
@@ -41,11 +47,16 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from srprep.errors import SrprepError, StoreError
 from srprep.io.stores import Store, open_store
+from srprep.train.augment import dihedral
 
 log = logging.getLogger(__name__)
 
 __all__ = ["open_field", "check_fields", "PatchDataset", "BatchIndexSampler", "make_loader", "Prefetcher",
-           "nchw", "to_unit_float", "sample_rng", "build_dataset", "check_readable"]
+           "nchw", "to_unit_float", "sample_rng", "build_dataset", "check_readable", "patch_dataset", "MODES"]
+
+#: What :class:`PatchDataset` items look like: srprep's trainer batches, or BasicSR's ``{"lq", "gt"}``.
+MODES = ("srprep", "basicsr")
+_BASICSR_NAMES = {"hr": "gt", "lr": "lq", "hr_c": "gt_centroid", "lr_c": "lq_centroid"}
 
 _HDF5_NAME = "data.h5"
 
@@ -211,7 +222,13 @@ def sample_rng(seed: int, index: int, stream: int = 1) -> np.random.Generator:
 
 
 class PatchDataset(Dataset):
-    """Map-style dataset indexed by the *global sample index* (0, 1, 2, ... without end).
+    """Map-style dataset of paired patches.
+
+    ``mode="srprep"`` (the trainer's): indexed by the *global sample index* (0, 1, 2, ... without end); an
+    item holds (P, P, 3) uint8 patches per field and ``flags`` (3,) uint8 (horizontal flip, vertical flip,
+    transpose) that the trainer applies on the device. ``mode="basicsr"``: index ``i < len(self)`` is key
+    ``i``; an item is ``{"lq": (3, P/s, P/s), "gt": (3, P, P), "key": str}`` float32 in [0, 1] with the flags
+    applied (ECO fields as ``lq_centroid`` / ``gt_centroid``), crops drawn from ``(seed, epoch, i)``.
 
     Args:
         stores: field name -> store (``hr``, ``lr``, ``hr_c``, ``lr_c``; only ``hr`` with degradation).
@@ -224,23 +241,33 @@ class PatchDataset(Dataset):
         crop_pad: with ``degrade``: the GT side Real-ESRGAN crops or pads to before degrading (module doc);
             None: the training patch itself is degraded.
         cache: keep whole decoded images in memory (per process) for stores that cannot read a region.
+        mode: "srprep" or "basicsr" (see above).
     """
 
     def __init__(self, stores: dict[str, Store], keys: Sequence[str], grid: dict[str, tuple[int, int]], *,
                  scale: int, patch: int, seed: int, lr_fields: Sequence[str], flip: bool = True,
-                 rot90: bool = True, degrade=None, crop_pad: Optional[int] = None, cache: bool = False):
+                 rot90: bool = True, degrade=None, crop_pad: Optional[int] = None, cache: bool = False,
+                 mode: str = "srprep"):
         if not keys:
             raise StoreError("no training keys")
         if crop_pad is not None and (degrade is None or crop_pad < patch or crop_pad % scale):
             raise ValueError(f"crop_pad {crop_pad} needs on-the-fly degradation and a multiple of the scale "
                              f"{scale} that is at least the patch {patch}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         self.stores, self.keys, self.grid = stores, list(keys), grid
         self.scale, self.patch, self.seed = scale, patch, seed
         self.lr_fields = set(lr_fields)
         self.flip, self.rot90, self.degrade, self.cache = flip, rot90, degrade, cache
         self.crop_pad = crop_pad
+        self.mode, self.epoch = mode, 0
         self._cache: dict[tuple[str, str], np.ndarray] = {}
         self._orders: dict[int, np.ndarray] = {}
+
+    def set_epoch(self, epoch: int) -> None:
+        """``mode="basicsr"``: draw the crops and flips of this epoch (a DataLoader's workers see the value
+        it had when their iterator started)."""
+        self.epoch = int(epoch)
 
     def __len__(self) -> int:  # one epoch; the sampler itself runs forever
         return len(self.keys)
@@ -279,8 +306,26 @@ class PatchDataset(Dataset):
         return flags
 
     def __getitem__(self, index: int) -> dict:
-        rng = sample_rng(self.seed, index)
-        key = self.key_at(index)
+        if self.mode == "basicsr":
+            return self._basicsr_item(index)
+        return self._sample(self.key_at(index), sample_rng(self.seed, index))
+
+    def _basicsr_item(self, index: int) -> dict:
+        n = len(self.keys)
+        if not 0 <= index < n:
+            raise IndexError(f"index {index} out of range for {n} keys")
+        key = self.keys[index]
+        sample = self._sample(key, sample_rng(self.seed, self.epoch * n + index))
+        flags = torch.from_numpy(sample.pop("flags"))[None]
+        item = {"key": key}
+        for name, value in sample.items():
+            if name != "params":
+                value = to_unit_float(dihedral(torch.from_numpy(value).permute(2, 0, 1)[None], flags))[0]
+            item[_BASICSR_NAMES.get(name, name)] = value.contiguous() if torch.is_tensor(value) else value
+        return item
+
+    def _sample(self, key: str, rng: np.random.Generator) -> dict:
+        """One key's patches (HWC uint8 per field), its flags and degradation parameters, from ``rng``."""
         if self.crop_pad is not None:
             return self._crop_pad_sample(key, rng)
         h, w = self.grid[key]
@@ -456,14 +501,18 @@ def to_unit_float(x: torch.Tensor) -> torch.Tensor:
 
 
 def _degradation_config(cfg):
-    """The DegradationConfig of a run: recipe file, then inline options; the scale is the model's."""
+    """The DegradationConfig of a run: recipe file (a path, else a shipped recipe's name), then inline
+    options; the scale is the model's."""
     import yaml
 
     from srprep.ops.degrade import DegradationConfig
+    from srprep.shipped import shipped_file
 
     options: dict = {}
     if cfg.degrade.recipe:
         path = Path(cfg.degrade.recipe)
+        if not path.is_file():
+            path = shipped_file(path, "recipe") or path
         try:
             options = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except OSError as exc:
@@ -476,6 +525,31 @@ def _degradation_config(cfg):
         return DegradationConfig.from_dict(options)
     except (TypeError, ValueError) as exc:
         raise StoreError(f"degrade options: {exc}") from None
+
+
+def patch_dataset(root: str | Path, *, scale: int, patch: int, hr: str = "HR", lr: Optional[str] = None,
+                  seed: int = 0, flip: bool = True, rot90: bool = True, cache: bool = False,
+                  mode: str = "basicsr") -> PatchDataset:
+    """A :class:`PatchDataset` of the dataset in ``root`` (a folder from ``srprep downsample`` / ``crop``, or
+    ``srprep pack``'s LMDBs / HDF5), every key of the HR field, sizes checked.
+
+    Args:
+        root: the dataset folder; fields are found by name as the trainer finds them (:func:`open_field`).
+        scale: LR = HR / scale. patch: HR patch side (a multiple of ``scale``).
+        hr, lr: field names (``lr`` default ``X{scale}``).
+        mode: "basicsr" (``{"lq", "gt"}`` float tensors, flips applied) or "srprep" (the trainer's items).
+
+    Raises:
+        StoreError: a missing field or key, sizes that are not x scale, images smaller than the patch.
+    """
+    if patch % scale:
+        raise StoreError(f"patch {patch} is not a multiple of the scale {scale}")
+    stores = {"hr": open_field(root, hr, purpose="HR"),
+              "lr": open_field(root, lr or f"X{scale}", scale=scale, purpose="LR")}
+    keys = list(stores["hr"].keys())
+    grid = check_fields(stores, keys, scale=scale, patch=patch, lr_fields=["lr"])
+    return PatchDataset(stores, keys, grid, scale=scale, patch=patch, seed=seed, lr_fields=["lr"], flip=flip,
+                        rot90=rot90, cache=cache, mode=mode)
 
 
 def build_dataset(cfg, holdout: Sequence[str] = ()) -> PatchDataset:

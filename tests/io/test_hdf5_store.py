@@ -165,9 +165,9 @@ def test_pickled_and_forked_handles(tmp_path, photos):
     procs = [ctx.Process(target=_read_in_child, args=(store, "bird", q)) for _ in range(2)]
     for p in procs:
         p.start()
-    got = [q.get(timeout=20) for _ in procs]
+    got = [q.get(timeout=300) for _ in procs]
     for p in procs:
-        p.join(20)
+        p.join(300)
         assert p.exitcode == 0
     assert got == [total, total] and int(store.read("bird").sum()) == total
 

@@ -208,8 +208,8 @@ def test_content_decides_format_not_extension(tmp_path, small, caplog):
 
 
 @pytest.mark.parametrize("name", sorted(SET5_SHAPES))
-def test_set5_shapes_and_pixels_match_pil_and_cv2(shared_data, name):
-    path = shared_data / "benchmark" / "Set5" / "HR" / f"{name}.png"
+def test_set5_shapes_and_pixels_match_pil_and_cv2(ref_data, name):
+    path = ref_data / "benchmark" / "Set5" / "HR" / f"{name}.png"
     img = read_image(path)
     assert img.shape == SET5_SHAPES[name] + (3,) and img.dtype == np.uint8
     np.testing.assert_array_equal(img, pil_rgb(path))
@@ -653,6 +653,7 @@ def test_failed_encode_keeps_old_file(tmp_path, small, monkeypatch):
         raise RuntimeError("encoder crashed")
 
     monkeypatch.setattr(images.cv2, "imencode", boom)
+    monkeypatch.setattr(images.png, "encode_fast", boom)
     with pytest.raises(RuntimeError):
         write_image(path, small[::-1])
     assert path.read_bytes() == before

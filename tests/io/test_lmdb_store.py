@@ -176,9 +176,9 @@ def test_pickled_and_forked_handles(tmp_path, photos):
     procs = [ctx.Process(target=_read_in_child, args=(store, "bird", q)) for _ in range(2)]
     for p in procs:
         p.start()
-    got = [int(q.get(timeout=20)) for _ in procs]
+    got = [int(q.get(timeout=300)) for _ in procs]
     for p in procs:
-        p.join(60)
+        p.join(300)
         assert p.exitcode == 0
     assert got == [total, total]
     assert int(store.read("bird").sum()) == total  # the parent's handle still works
@@ -203,3 +203,59 @@ def test_keys_basicsr_cannot_look_up_are_warned_about(tmp_path, rng, caplog):
         write_store(tmp_path / "s.lmdb", {"ok_s001": img, "v1.2_s001": img}, encoding="png")
     assert "1 keys contain '.'" in caplog.text and "v1.2_s001" in caplog.text
     np.testing.assert_array_equal(LmdbStore(tmp_path / "s.lmdb").read("v1.2_s001"), img)  # srprep reads it
+
+
+@pytest.mark.parametrize("encoding", ["raw", "png"])
+def test_offsets_table_points_at_every_value_in_the_file(tmp_path, photos, encoding):
+    write_store(tmp_path / "s.lmdb", photos, encoding=encoding)
+    store = LmdbStore(tmp_path / "s.lmdb")
+    offsets = store._load_offsets()
+    assert sorted(offsets) == sorted(photos)
+    data = (tmp_path / "s.lmdb" / "data.mdb").read_bytes()
+    for key, (offset, length) in offsets.items():
+        assert data[offset:offset + length] == store.read_bytes(key)  # the bytes py-lmdb hands over
+
+
+def test_raw_windows_are_read_as_their_rows_only_and_equal_lmdb_reads(tmp_path, photos, monkeypatch):
+    write_store(tmp_path / "s.lmdb", photos, encoding="raw")
+    store = LmdbStore(tmp_path / "s.lmdb")
+    reads = []
+    pread = store._pread
+    monkeypatch.setattr(store, "_pread", lambda offset, length: reads.append(length) or pread(offset, length))
+    through_lmdb = LmdbStore(tmp_path / "s.lmdb")
+    through_lmdb._offsets = {}  # as a store without the table reads
+    for key, img in photos.items():
+        h, w, _ = img.shape
+        for top, left, size in ((0, 0, 16), (h - 16, w - 16, 16), (5, 3, 32), (h - 10, 0, 32)):
+            reads.clear()
+            got = store.read_region(key, top, left, size, size)
+            np.testing.assert_array_equal(got, img[top:top + size, left:left + size])
+            np.testing.assert_array_equal(got, through_lmdb.read_region(key, top, left, size, size))
+            assert reads == [(min(top + size, h) - top) * w * 3]  # one read: the window's rows
+        np.testing.assert_array_equal(store.read(key), img)
+
+
+def test_offsets_go_stale_on_a_later_write_and_are_renewed_by_finish(tmp_path, rng):
+    path = tmp_path / "s.lmdb"
+    first = rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    write_store(path, {"a": first}, encoding="raw")
+    assert LmdbStore(path)._load_offsets()
+    w = LmdbWriter(path, encoding="raw")
+    w.load()
+    w.begin("params")
+    second = rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    w.write("a", second)
+    w.flush()
+    w.close()  # not finished: the table no longer describes the file
+    store = LmdbStore(path, allow_incomplete=True)
+    assert store._load_offsets() == {}
+    np.testing.assert_array_equal(store.read("a"), second)
+    store.close()
+    w = LmdbWriter(path, encoding="raw")
+    w.load()
+    w.begin("params")
+    w.finish()
+    w.close()
+    store = LmdbStore(path)
+    assert store._load_offsets()
+    np.testing.assert_array_equal(store.read_region("a", 3, 4, 20, 20), second[3:23, 4:24])

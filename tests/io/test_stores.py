@@ -9,9 +9,9 @@ from srprep.io.images import write_image
 from srprep.io.stores import FolderStore, FolderWriter, open_store, paired_keys
 
 
-def test_benchmark_layout_keys_strip_the_scale_suffix(shared_data):
-    lr = FolderStore(shared_data / "benchmark/Set5/LR_bicubic/X3", scale=3)
-    hr = FolderStore(shared_data / "benchmark/Set5/HR")
+def test_benchmark_layout_keys_strip_the_scale_suffix(ref_data):
+    lr = FolderStore(ref_data / "benchmark/Set5/LR_bicubic/X3", scale=3)
+    hr = FolderStore(ref_data / "benchmark/Set5/HR")
     assert lr.naming == "suffix" and hr.naming == "same"
     assert sorted(lr.keys()) == sorted(hr.keys()) == ["baby", "bird", "butterfly", "head", "woman"]
     assert lr.shape("woman") == (114, 76, 3) and lr.read("woman").shape == (114, 76, 3)
@@ -46,10 +46,10 @@ def test_hidden_and_non_image_files_are_ignored(tmp_path):
     assert FolderStore(tmp_path).keys() == ["a"]
 
 
-def test_pairing_reports_keys_without_counterpart(shared_data, tmp_path):
-    shutil.copytree(shared_data / "benchmark/Set5/LR_bicubic/X2", tmp_path / "X2")
+def test_pairing_reports_keys_without_counterpart(ref_data, tmp_path):
+    shutil.copytree(ref_data / "benchmark/Set5/LR_bicubic/X2", tmp_path / "X2")
     (tmp_path / "X2/birdx2.png").unlink()
-    hr = FolderStore(shared_data / "benchmark/Set5/HR")
+    hr = FolderStore(ref_data / "benchmark/Set5/HR")
     lr = FolderStore(tmp_path / "X2", scale=2)
     with pytest.raises(StoreError, match=r"hr: 1 keys have no counterpart in lr: \['bird'\]"):
         paired_keys({"hr": hr, "lr": lr})

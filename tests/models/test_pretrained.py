@@ -193,8 +193,8 @@ def test_srprep_checkpoint_round_trip(tmp_path):
         save_checkpoint(src, tmp_path / "x.pth", "msrresnet", 2, {"bad": object()})
 
 
-def test_real_imdn_checkpoint(shared_data):
-    path = shared_data / "weights" / "IMDN_x2.pth"
+def test_real_imdn_checkpoint(ref_data):
+    path = ref_data / "weights" / "IMDN_x2.pth"
     model, info = load_pretrained(path)
     assert (info.arch, info.scale, info.stripped_prefix) == ("imdn", 2, "module.")
     assert info.sha256 == "740b39653592bd3f49955a21cd9e16f2d37f2c413368cc09327601b8fbe42ce1"

@@ -48,8 +48,8 @@ def _fsrcnn_layers(state, y, scale):
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
-def test_real_fsrcnn_files_load_key_for_key_and_run_the_authors_layers(shared_data, scale):
-    path = shared_data / "weights" / "FSRCNN" / f"fsrcnn_x{scale}.pth"
+def test_real_fsrcnn_files_load_key_for_key_and_run_the_authors_layers(ref_data, scale):
+    path = ref_data / "weights" / "FSRCNN" / f"fsrcnn_x{scale}.pth"
     state = torch.load(path, map_location="cpu", weights_only=True)
     # Every scale has the same shapes: the file does not say its scale.
     assert infer_architecture(state) == ("fsrcnn", None, dict(d=56, s=12, m=4, num_channels=1))

@@ -108,3 +108,39 @@ def test_channel_gains_and_differences(photo):
     assert (gains > 1).all()
     gains, _ = channel_gains(np.zeros((4, 4, 3)), np.zeros((4, 4, 3)))
     np.testing.assert_array_equal(gains, 1.0)
+
+
+def test_coarse_to_fine_refinement_finds_the_full_fine_grids_best_point(samples, monkeypatch):
+    """The 1/4-px search followed by a narrow 1/20-px one gives the shift that searching the whole +-1 px at
+    1/20 px gives (the peak is one hump within the reach), on real photos, Fourier shifts and MATLAB
+    downsamples of moved crops alike."""
+    import srprep.ops.align as al
+
+    cases = []
+    for name in ("kodim01", "kodim04", "kodim07"):
+        g = to_gray(read_image(samples / f"kodak/{name}.png")).astype(np.float64)
+        for dy, dx in [(0.37, -0.12), (2.55, 1.05), (-6.8, 4.45)]:
+            cases.append((g, fourier_shift(g, dy, dx)))
+        big = read_image(samples / f"kodak/{name}.png")
+        cases.append((to_gray(imresize_matlab(big[12:480, 12:480], 1 / 3)),
+                      to_gray(imresize_matlab(big[17:485, 5:473], 1 / 3))))
+    fast = [phase_correlation(a, b) for a, b in cases]
+    monkeypatch.setattr(al, "_COARSE", 10 ** 6)  # no upsample is a multiple: the one-stage 41 x 41 grid
+    full = [phase_correlation(a, b) for a, b in cases]
+    for f, s in zip(fast, full):
+        assert abs(f.dy - s.dy) < 1e-4 and abs(f.dx - s.dx) < 1e-4 and abs(f.peak - s.peak) < 1e-4, (f, s)
+
+
+def test_tile_corners_select_the_same_tiles_as_the_grid(photo):
+    from srprep.ops.align import tile_corners
+
+    g = to_gray(photo)
+    moved = to_gray(fourier_shift(photo, 1.25, -0.5))
+    iy, ix = tile_corners(g.shape, 64, 32)
+    assert len(iy) == len(tile_shifts(g, g, tile=64)) and iy.max() == ix.max() == 500 - 64
+    full = tile_shifts(g, moved, tile=64, upsample=4)
+    pick = np.arange(len(iy)) % 3 == 0
+    part = tile_shifts(g, moved, tile=64, upsample=4, corners=(iy[pick], ix[pick]))
+    np.testing.assert_array_equal(part.shifts, full.shifts[pick])
+    np.testing.assert_array_equal(part.centers, full.centers[pick])
+    assert tile_corners((40, 500), 64, 32)[0].size == 0

@@ -20,14 +20,14 @@ def test_modcrop_shapes(shape, s, want):
     assert np.shares_memory(out, img)  # a view, no copy
 
 
-def test_modcrop_set5_sizes(shared_data):
+def test_modcrop_set5_sizes(ref_data):
     """The benchmark LR sizes are floor(HR/s): LR * s == modcrop(HR, s) for every Set5 image and scale."""
     import cv2
 
     for name in ["baby", "bird", "butterfly", "head", "woman"]:
-        hr = cv2.imread(str(shared_data / "benchmark/Set5/HR" / f"{name}.png"))
+        hr = cv2.imread(str(ref_data / "benchmark/Set5/HR" / f"{name}.png"))
         for s in (2, 3, 4):
-            lr = cv2.imread(str(shared_data / f"benchmark/Set5/LR_bicubic/X{s}/{name}x{s}.png"))
+            lr = cv2.imread(str(ref_data / f"benchmark/Set5/LR_bicubic/X{s}/{name}x{s}.png"))
             assert modcrop(hr, s).shape[:2] == (lr.shape[0] * s, lr.shape[1] * s)
 
 

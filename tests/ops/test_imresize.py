@@ -126,11 +126,11 @@ def _torch_np(img, *args, **kwargs):
 # real MATLAB outputs: Set5, two conventions
 # ---------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("s", [2, 3, 4])
-def test_set5_uint8_convention_bit_exact(shared_data, s):
+def test_set5_uint8_convention_bit_exact(ref_data, s):
     """benchmark/Set5 LR_bicubic = imresize(modcrop(HR, s), 1/s) on uint8: every pixel and channel."""
     for name in SET5:
-        hr = modcrop(_read(shared_data / "benchmark/Set5/HR" / f"{name}.png"), s)
-        lr = _read(shared_data / f"benchmark/Set5/LR_bicubic/X{s}/{name}x{s}.png")
+        hr = modcrop(_read(ref_data / "benchmark/Set5/HR" / f"{name}.png"), s)
+        lr = _read(ref_data / f"benchmark/Set5/LR_bicubic/X{s}/{name}x{s}.png")
         out = resize_both(hr, 1 / s)
         assert out.dtype == np.uint8 and out.shape == lr.shape
         assert np.array_equal(out, lr), f"{name} x{s}: {(out != lr).sum()} pixels differ"
@@ -138,12 +138,12 @@ def test_set5_uint8_convention_bit_exact(shared_data, s):
         assert np.array_equal(out_t, out), f"torch {name} x{s}"
 
 
-def test_set5_im2double_x2_bit_exact(shared_data):
+def test_set5_im2double_x2_bit_exact(ref_data):
     """basicsr_im2double LRbicx2 = imwrite(imresize(im2double(GTmod12), 1/2)): 100 %, including the 97 exact
     k+0.5 ties, which only MATLAB's summation order (rows first, taps in order, no FMA) resolves this way."""
     for name in SET5:
-        hr = _read(shared_data / "basicsr_im2double/Set5/GTmod12" / f"{name}.png")
-        lr = _read(shared_data / "basicsr_im2double/Set5/LRbicx2" / f"{name}.png")
+        hr = _read(ref_data / "basicsr_im2double/Set5/GTmod12" / f"{name}.png")
+        lr = _read(ref_data / "basicsr_im2double/Set5/LRbicx2" / f"{name}.png")
         out = resize_both(hr, 1 / 2, im2double=True)
         assert out.dtype == np.float64
         assert np.array_equal(to_uint8(out), lr), name
@@ -154,7 +154,7 @@ def test_set5_im2double_x2_bit_exact(shared_data):
         assert np.array_equal(out_t8, lr), f"torch uint8 out {name}"
 
 
-def test_set5_im2double_x4_all_but_two_near_ties(shared_data):
+def test_set5_im2double_x4_all_but_two_near_ties(ref_data):
     """LRbicx4: all pixels but two match. Those two are *not* float ties: their exact value (computed with
     integer arithmetic, x4 weights are n/4096) is k + 1/2 + 10 * 2**-24 and k + 1/2 - 28 * 2**-24 levels
     (6e-7 and 1.7e-6 levels; 2.3e-9 and 6.5e-9 on the 0..1 scale), while MATLAB's float64 rounding error
@@ -164,8 +164,8 @@ def test_set5_im2double_x4_all_but_two_near_ties(shared_data):
     opposite to the correctly rounded value."""
     mismatches = []
     for name in SET5:
-        hr = _read(shared_data / "basicsr_im2double/Set5/GTmod12" / f"{name}.png")
-        lr = _read(shared_data / "basicsr_im2double/Set5/LRbicx4" / f"{name}.png")
+        hr = _read(ref_data / "basicsr_im2double/Set5/GTmod12" / f"{name}.png")
+        lr = _read(ref_data / "basicsr_im2double/Set5/LRbicx4" / f"{name}.png")
         out = resize_both(hr, 1 / 4, im2double=True)
         got = to_uint8(out)
         assert np.array_equal(resize_both(hr, 1 / 4, im2double=True, out_dtype=np.uint8), got), name
@@ -188,10 +188,10 @@ def test_set5_im2double_x4_all_but_two_near_ties(shared_data):
     assert sorted(m[:4] for m in mismatches) == [("baby", 3, 70, 2), ("woman", 55, 26, 2)]
 
 
-def test_float_noise_order_matters_for_x2_ties(shared_data):
+def test_float_noise_order_matters_for_x2_ties(ref_data):
     """Why the MATLAB order is kept: summing the columns first flips exact ties of Set5 x2 im2double."""
-    hr = _read(shared_data / "basicsr_im2double/Set5/GTmod12/baby.png")
-    lr = _read(shared_data / "basicsr_im2double/Set5/LRbicx2/baby.png")
+    hr = _read(ref_data / "basicsr_im2double/Set5/GTmod12/baby.png")
+    lr = _read(ref_data / "basicsr_im2double/Set5/LRbicx2/baby.png")
     exact = imresize_matlab(hr.astype(np.float64), 1 / 2)
     ties = np.abs(exact - np.trunc(exact)) == 0.5
     assert ties.sum() > 10
@@ -205,7 +205,7 @@ def test_float_noise_order_matters_for_x2_ties(shared_data):
 # ---------------------------------------------------------------------------------------------------------
 # real MATLAB outputs: .mat files (double input)
 # ---------------------------------------------------------------------------------------------------------
-def _mat_inputs(shared_data):
+def _mat_inputs(ref_data):
     a8 = np.arange(64.0).reshape(8, 8)  # reshape(0:63, 8, 8)'
     a4 = np.arange(16.0).reshape(4, 4)
     a15 = np.arange(225.0).reshape(15, 15)
@@ -213,7 +213,7 @@ def _mat_inputs(shared_data):
     tl[0, 0], tl[1, 0], tl[0, 1], tl[0, 3] = 100, 10, 1, 100
     br = np.zeros((4, 4))
     br[3, 3], br[2, 3], br[3, 2], br[3, 0] = 100, 10, 1, 100
-    bf = _read(shared_data / "benchmark/Set5/HR/butterfly.png")[..., ::-1] / 255.0  # RGB, im2double
+    bf = _read(ref_data / "benchmark/Set5/HR/butterfly.png")[..., ::-1] / 255.0  # RGB, im2double
     return {
         "down_down_small": (a4, (3, 3)), "down_down": (a8, (3, 4)), "down_down_irregular": (a8, (5, 7)),
         "up_up_topleft": (tl, (5, 5)), "up_up_bottomright": (br, (5, 5)), "up_up_irregular": (a8, (11, 13)),
@@ -222,10 +222,10 @@ def _mat_inputs(shared_data):
     }
 
 
-def test_matlab_mat_files(shared_data):
-    files = sorted((shared_data / "matlab_imresize").glob("*.mat"))
+def test_matlab_mat_files(ref_data):
+    files = sorted((ref_data / "matlab_imresize").glob("*.mat"))
     assert len(files) == 16
-    inputs = _mat_inputs(shared_data)
+    inputs = _mat_inputs(ref_data)
     for f in files:
         name = f.stem
         base, tag = name.rsplit("_", 1)
@@ -586,12 +586,12 @@ def test_image_smaller_than_kernel_support(shape, scale):
 # ---------------------------------------------------------------------------------------------------------
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_matches_numpy(shared_data):
+def test_cuda_matches_numpy(ref_data):
     for s in (2, 3, 4):
-        hr = modcrop(_read(shared_data / "benchmark/Set5/HR/butterfly.png"), s)
-        lr = _read(shared_data / f"benchmark/Set5/LR_bicubic/X{s}/butterflyx{s}.png")
+        hr = modcrop(_read(ref_data / "benchmark/Set5/HR/butterfly.png"), s)
+        lr = _read(ref_data / f"benchmark/Set5/LR_bicubic/X{s}/butterflyx{s}.png")
         y = imresize_matlab_torch(_to_t(hr).cuda(), 1 / s)
         assert y.is_cuda and np.array_equal(_from_t(y), lr)
-    gt = _read(shared_data / "basicsr_im2double/Set5/GTmod12/baby.png")
+    gt = _read(ref_data / "basicsr_im2double/Set5/GTmod12/baby.png")
     y = imresize_matlab_torch(_to_t(gt).cuda(), 1 / 2, im2double=True)
     assert np.array_equal(to_uint8(_from_t(y)), to_uint8(imresize_matlab(gt, 1 / 2, im2double=True)))

@@ -1,4 +1,4 @@
-"""Fixtures shared by the stage tests that run a real network: the IMDN x2 weights beside the checkout."""
+"""Fixtures shared by the stage tests that run a real network: the real IMDN x2 weights."""
 import pytest
 import torch
 
@@ -6,9 +6,9 @@ from srprep.models import load_pretrained
 
 
 @pytest.fixture(scope="module")
-def weights(shared_data):
-    """Path of the real IMDN x2 weights (``IMDN_x2.pth``) in the reference data."""
-    return shared_data / "weights" / "IMDN_x2.pth"
+def weights(ref_data):
+    """Path of the real IMDN x2 weights (``IMDN_x2.pth``) in tests/data."""
+    return ref_data / "weights" / "IMDN_x2.pth"
 
 
 @pytest.fixture(scope="module")

@@ -51,9 +51,9 @@ def expected_boxes(hr_shape, size, step, lcm):
     return [(y, x) for y in grid_positions(eh, size, step) for x in grid_positions(ew, size, step)]
 
 
-def test_set5_counts_positions_and_pixels_follow_one_grid(shared_data, tmp_path):
+def test_set5_counts_positions_and_pixels_follow_one_grid(ref_data, tmp_path):
     """Real benchmark Set5 with its MATLAB LR at x2/x3/x4: counts, keys and pixels follow the HR grid."""
-    s5 = shared_data / "benchmark/Set5"
+    s5 = ref_data / "benchmark/Set5"
     rep = crop(s5 / "HR", [s5 / "LR_bicubic/X2", s5 / "LR_bicubic/X3", s5 / "LR_bicubic/X4"], tmp_path / "sub",
                CropOptions(96, 48), jobs=2, progress=False)
     total = 0
@@ -77,10 +77,10 @@ def test_set5_counts_positions_and_pixels_follow_one_grid(shared_data, tmp_path)
 
 
 @pytest.mark.parametrize("s", [2, 3, 4])
-def test_matlab_lr_crops_equal_crops_cut_on_the_lr_own_grid(shared_data, tmp_path, s):
+def test_matlab_lr_crops_equal_crops_cut_on_the_lr_own_grid(ref_data, tmp_path, s):
     """With one scale, BasicSR's rule applied to the MATLAB LR itself (size/s, step/s) gives exactly
     srprep's LR sub-images, in the same order: the HR grid divided by s is the LR grid."""
-    s5 = shared_data / "benchmark/Set5"
+    s5 = ref_data / "benchmark/Set5"
     size, step = 24 * s, 12 * s
     crop(s5 / "HR", [s5 / f"LR_bicubic/X{s}"], tmp_path / "sub", CropOptions(size, step), jobs=1, progress=False)
     for name in SET5:
@@ -157,8 +157,8 @@ def test_small_images_error_keep_skip(samples, tmp_path):
 
 
 @pytest.fixture
-def set5_copy(shared_data, tmp_path):
-    s5 = shared_data / "benchmark/Set5"
+def set5_copy(ref_data, tmp_path):
+    s5 = ref_data / "benchmark/Set5"
     shutil.copytree(s5 / "HR", tmp_path / "HR")
     shutil.copytree(s5 / "LR_bicubic/X2", tmp_path / "X2")
     return tmp_path

@@ -11,42 +11,43 @@ from srprep.stages.downsample import DownsampleOptions, downsample
 NAMES = ["baby", "bird", "butterfly", "head", "woman"]
 
 
-def test_uint8_convention_matches_the_benchmark_lr(shared_data, tmp_path, capsys):
+def test_uint8_convention_matches_the_benchmark_lr(ref_data, tmp_path, capsys):
     dst = tmp_path / "Set5"
-    assert main(["-q", "downsample", shared_data / "benchmark/Set5/HR", dst, "-s", "2", "-s", "3", "-s", "4"]) == 0
+    assert main(["-q", "downsample", ref_data / "benchmark/Set5/HR", dst, "-s", "2", "-s", "3", "-s", "4"]) == 0
     for s in (2, 3, 4):
         for name in NAMES:
             ours = read_image(dst / f"X{s}/{name}x{s}.png")
-            ref = read_image(shared_data / f"benchmark/Set5/LR_bicubic/X{s}/{name}x{s}.png")
+            ref = read_image(ref_data / f"benchmark/Set5/LR_bicubic/X{s}/{name}x{s}.png")
             assert ours.shape == ref.shape
             assert np.array_equal(ours, ref), f"{name} x{s}: {np.count_nonzero(ours != ref)} values differ"
     for name in NAMES:  # HR is written as is (uncropped), the benchmark layout
         assert np.array_equal(read_image(dst / f"HR/{name}.png"),
-                              read_image(shared_data / f"benchmark/Set5/HR/{name}.png"))
+                              read_image(ref_data / f"benchmark/Set5/HR/{name}.png"))
 
 
-def test_im2double_convention_matches_basicsr_lrbic(shared_data, tmp_path):
+def test_im2double_convention_matches_basicsr_lrbic(ref_data, tmp_path):
     # x2: every value. x4: all but two values (baby and woman, one level each), which lie 6e-7 and 2e-6
     # levels from k + 0.5 -- no float64 computation rounds them as the file has them; see
     # tests/ops/test_imresize.py, which pins them.
     known = {("baby", 4): 1, ("woman", 4): 1}
     dst = tmp_path / "Set5"
     # --layout basicsr: BasicSR's folder and file names, im2double, HR cropped to a multiple of 12
-    assert main(["-q", "downsample", shared_data / "benchmark/Set5/HR", dst, "-s", "2", "-s", "4",
+    assert main(["-q", "downsample", ref_data / "benchmark/Set5/HR", dst, "-s", "2", "-s", "4",
                  "--layout", "basicsr"]) == 0
-    assert sorted(p.name for p in dst.iterdir()) == sorted(p.name for p in (shared_data / "basicsr_im2double/Set5").iterdir())
+    assert sorted(p.name for p in dst.iterdir()) == sorted(
+        p.name for p in (ref_data / "basicsr_im2double/Set5").iterdir())
     for name in NAMES:
         assert np.array_equal(read_image(dst / f"GTmod12/{name}.png"),
-                              read_image(shared_data / f"basicsr_im2double/Set5/GTmod12/{name}.png"))
+                              read_image(ref_data / f"basicsr_im2double/Set5/GTmod12/{name}.png"))
         for s in (2, 4):
             ours = read_image(dst / f"LRbicx{s}/{name}.png")
-            ref = read_image(shared_data / f"basicsr_im2double/Set5/LRbicx{s}/{name}.png")
+            ref = read_image(ref_data / f"basicsr_im2double/Set5/LRbicx{s}/{name}.png")
             diff = np.abs(ours.astype(int) - ref)
             assert np.count_nonzero(diff) == known.get((name, s), 0) and diff.max() <= 1, f"{name} x{s}"
 
 
-def test_each_scale_is_cached_on_its_own(shared_data, tmp_path, capsys):
-    src, dst = shared_data / "benchmark/Set5/HR", tmp_path / "d"
+def test_each_scale_is_cached_on_its_own(ref_data, tmp_path, capsys):
+    src, dst = ref_data / "benchmark/Set5/HR", tmp_path / "d"
     assert main(["downsample", src, dst, "-s", "2", "-j", "1"]) == 0
     capsys.readouterr()
     assert main(["downsample", src, dst, "-s", "2", "-s", "4", "-j", "1"]) == 0
@@ -171,3 +172,89 @@ def test_non_integer_scale_without_modcrop(samples, tmp_path):
     [_, rep] = downsample(src, tmp_path / "d", [1.5], opts=DownsampleOptions(modcrop=False), progress=False)
     lr = read_image(tmp_path / "d/X1.5/kx1.5.png")
     assert lr.shape == (67, 61, 3)  # ceil(100/1.5), ceil(91/1.5)
+
+
+def _count_decodes(monkeypatch):
+    """Count the images decoded in this process (jobs=1 runs the workers here)."""
+    import srprep.stages.downsample as ds
+
+    seen = []
+    real = ds.images.read_image
+    monkeypatch.setattr(ds.images, "read_image", lambda path, **kw: seen.append(str(path)) or real(path, **kw))
+    return seen
+
+
+def test_one_decode_per_image_for_every_scale_and_only_the_new_scale_later(samples, tmp_path, monkeypatch):
+    src, dst = samples / "set5", tmp_path / "d"
+    seen = _count_decodes(monkeypatch)
+    reports = downsample(src, dst, [2, 3, 4], jobs=1, progress=False)
+    assert [r.processed for r in reports] == [5, 5, 5, 5]
+    assert sorted(seen) == sorted(str(p) for p in src.glob("*.png"))  # once each, for HR + X2 + X3 + X4
+    seen.clear()
+    reports = downsample(src, dst, [2, 3, 4, 8], jobs=1, progress=False)
+    assert [r.status for r in reports] == ["up to date"] * 4 + ["done"] and len(seen) == 5
+    seen.clear()
+    reports = downsample(src, dst, [2, 3, 4, 8], opts=DownsampleOptions(im2double=True), jobs=1, progress=False)
+    assert [r.status for r in reports] == ["up to date"] + ["done"] * 4 and len(seen) == 5
+    for s in (2, 3, 4, 8):  # the fused path gives each scale exactly what resizing that scale alone gives
+        for key in ("baby", "woman"):
+            ref = __import__("srprep.stages.downsample", fromlist=["x"]).downsample_image(
+                read_image(src / f"{key}.png"), s, DownsampleOptions(im2double=True))
+            assert np.array_equal(read_image(dst / f"X{s}/{key}x{s}.png"), ref)
+
+
+def test_hr_is_the_source_file_linked_when_its_pixels_are_the_hrs(samples, tmp_path, monkeypatch):
+    import os
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("baby", "woman"):  # 8-bit RGB PNGs: 512x512 and 344x228
+        os.link(samples / "set5" / f"{name}.png", src / f"{name}.png")
+    write_image(src / "photo.jpg", read_image(samples / "kodak/kodim02.png"))  # JPEG: encoded as PNG
+    write_image(src / "grey.png", read_image(samples / "kodak/kodim03.png")[:64, :48, 1])  # grey PNG: encoded
+    seen = _count_decodes(monkeypatch)
+    downsample(src, tmp_path / "d", [2], jobs=1, progress=False)
+    hr = tmp_path / "d/HR"
+    assert os.path.samefile(hr / "baby.png", src / "baby.png") and os.path.samefile(hr / "woman.png", src / "woman.png")
+    for key, ext in (("photo", "jpg"), ("grey", "png")):
+        assert not os.path.samefile(hr / f"{key}.png", src / f"{key}.{ext}")
+        assert np.array_equal(read_image(hr / f"{key}.png"), read_image(src / f"{key}.{ext}"))
+    assert len(seen) == 4  # once per image, for X2 (the linked HR needs no decode of its own)
+    # --mod that crops nothing (512 and 344x228 are multiples of 4) still links; one that crops encodes once
+    downsample(src, tmp_path / "m4", [2], opts=DownsampleOptions(mod=4), jobs=1, progress=False)
+    assert os.path.samefile(tmp_path / "m4/HR/woman.png", src / "woman.png")
+    downsample(src, tmp_path / "m12", [2], opts=DownsampleOptions(mod=12), jobs=1, progress=False)
+    for key in ("baby", "woman"):
+        out = tmp_path / "m12/HR" / f"{key}.png"
+        assert not os.path.samefile(out, src / f"{key}.png")
+        img = read_image(src / f"{key}.png")
+        assert np.array_equal(read_image(out), img[: img.shape[0] // 12 * 12, : img.shape[1] // 12 * 12])
+
+
+def test_hr_is_copied_where_no_link_can_be_made(samples, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    def no_link(a, b):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_link)
+    downsample(samples / "set5", tmp_path / "d", [4], jobs=1, progress=False)
+    for p in sorted((samples / "set5").glob("*.png")):
+        out = tmp_path / "d/HR" / p.name
+        assert out.read_bytes() == p.read_bytes() and not os.path.samefile(out, p)
+
+
+def test_a_bad_image_fails_every_step_that_needs_it_and_the_rest_resumes(samples, tmp_path):
+    from srprep.errors import StageError
+
+    src = tmp_path / "src"
+    for p in sorted((samples / "set5").glob("*.png")):
+        write_image(src / p.name, read_image(p))
+    good = (src / "head.png").read_bytes()
+    (src / "head.png").write_bytes(good[:200])
+    with pytest.raises(StageError, match=r"downsample:HR: item 'head' failed: .*head.png: truncated"):
+        downsample(src, tmp_path / "d", [2, 4], jobs=1, progress=False)
+    (src / "head.png").write_bytes(good)
+    reports = downsample(src, tmp_path / "d", [2, 4], jobs=1, progress=False)
+    assert [(r.status, r.processed) for r in reports] == [("done", 2)] * 3  # head and the one after it

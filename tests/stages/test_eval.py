@@ -16,8 +16,8 @@ from srprep.stages.eval import find_pairs, make_lr
 
 
 @pytest.fixture(scope="module")
-def set5(shared_data):
-    return shared_data / "benchmark" / "Set5"
+def set5(ref_data):
+    return ref_data / "benchmark" / "Set5"
 
 
 def test_imdn_x2_set5_published_numbers_via_cli(set5, weights, tmp_path, capsys):
@@ -64,9 +64,9 @@ def test_imdn_x2_set5_published_numbers_via_cli(set5, weights, tmp_path, capsys)
                                                                    ("baby", "bird", "butterfly", "head", "woman")]
 
 
-def test_made_lr_is_the_benchmark_lr(set5, shared_data):
+def test_made_lr_is_the_benchmark_lr(set5, ref_data):
     """LR made by eval (--make-lr) equals the MATLAB files of both conventions, bit for bit."""
-    basicsr = shared_data / "basicsr_im2double" / "Set5"
+    basicsr = ref_data / "basicsr_im2double" / "Set5"
     for name in ("baby", "bird", "butterfly", "head", "woman"):
         hr = read_image(set5 / "HR" / f"{name}.png")
         for s in (2, 3, 4):
@@ -77,10 +77,10 @@ def test_made_lr_is_the_benchmark_lr(set5, shared_data):
         np.testing.assert_array_equal(lr, read_image(basicsr / "LRbicx2" / f"{name}.png"))
 
 
-def test_layouts(set5, shared_data, tmp_path):
+def test_layouts(set5, ref_data, tmp_path):
     src = find_pairs(set5, 2)
     assert src.hr_dir == set5 / "HR" and src.lr_dir == set5 / "LR_bicubic" / "X2"
-    basicsr = shared_data / "basicsr_im2double" / "Set5"
+    basicsr = ref_data / "basicsr_im2double" / "Set5"
     src = find_pairs(basicsr, 4)
     assert src.hr_dir == basicsr / "GTmod12" and src.lr_dir == basicsr / "LRbicx4"
     assert find_pairs(set5, 2, make_lr=True, convention="im2double").lr_dir is None

@@ -18,8 +18,8 @@ torch.set_num_threads(2)
 
 
 @pytest.fixture(scope="module")
-def set5(shared_data):
-    return shared_data / "benchmark" / "Set5"
+def set5(ref_data):
+    return ref_data / "benchmark" / "Set5"
 
 
 def _eval(tmp_path, *args):
@@ -30,10 +30,10 @@ def _eval(tmp_path, *args):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("scale, published", [(2, 37.50), (3, 34.01), (4, 31.84)])
-def test_carn_m_set5_as_its_authors_measured(shared_data, set5, tmp_path, scale, published):
+def test_carn_m_set5_as_its_authors_measured(ref_data, set5, tmp_path, scale, published):
     """One multi-scale file; CARN-pytorch's sample.py saves the SR truncated to 8 bits (x255, clamp, .byte()),
     and the numbers are measured on those images (Y, border = scale, the benchmark LR)."""
-    report = _eval(tmp_path, "-m", shared_data / "weights/CARN/carn_m.pth", "--scale", scale, "-d", set5,
+    report = _eval(tmp_path, "-m", ref_data / "weights/CARN/carn_m.pth", "--scale", scale, "-d", set5,
                    "--protocol", "carn")
     assert report["model"]["arch"] == "carn" and report["model"]["kwargs"]["mobile"]
     mean = report["datasets"][0]["mean"]
@@ -42,11 +42,11 @@ def test_carn_m_set5_as_its_authors_measured(shared_data, set5, tmp_path, scale,
 
 
 @pytest.mark.parametrize("scale, published", [(2, 37.12), (3, 33.22), (4, 30.50)])
-def test_fsrcnn_set5_with_its_authors_protocol(shared_data, set5, tmp_path, scale, published):
+def test_fsrcnn_set5_with_its_authors_protocol(ref_data, set5, tmp_path, scale, published):
     """FSRCNN-pytorch: LR by Pillow's bicubic from the HR resized to a multiple of the scale, the network's Y
     unrounded and clamped, their Y formula, PSNR over the whole image. Their Pillow bicubic is plain Pillow's,
     bit for bit (srprep.ops.pil_resize), not the installed pillow-simd's."""
-    report = _eval(tmp_path, "-m", shared_data / f"weights/FSRCNN/fsrcnn_x{scale}.pth", "-s", scale, "-d", set5,
+    report = _eval(tmp_path, "-m", ref_data / f"weights/FSRCNN/fsrcnn_x{scale}.pth", "-s", scale, "-d", set5,
                    "--protocol", "fsrcnn")
     data = report["datasets"][0]
     assert data["lr_made"] and data["lr_convention"] == "pil"
@@ -66,10 +66,10 @@ def test_pil_lr_resizes_the_hr_to_a_multiple_of_the_scale(set5):
     assert hr is img and lr.shape == (86, 57, 3)
 
 
-def test_csv_has_y_and_rgb_scores_of_every_image(shared_data, set5, tmp_path):
+def test_csv_has_y_and_rgb_scores_of_every_image(ref_data, set5, tmp_path):
     """The edsr protocol, measured again here from the saved SR images with the metrics' own functions."""
     csv_path, sr_dir = tmp_path / "scores.csv", tmp_path / "sr"
-    weights = shared_data / "weights/FSRCNN/fsrcnn_x2.pth"
+    weights = ref_data / "weights/FSRCNN/fsrcnn_x2.pth"
     assert main(["-q", "eval", "-m", str(weights), "-s", "2", "-d", str(set5), "--csv", str(csv_path),
                  "--save-sr", str(sr_dir), "--rgb"]) == 0
     rows = list(csv.DictReader(open(csv_path)))

@@ -55,8 +55,8 @@ def _write_set(root, photos, s, make, suffix="x{s}"):
 
 # ------------------------------------------------------------------------------------------ shared data
 @pytest.mark.parametrize("scale", [2, 3, 4])
-def test_edsr_benchmark_set5_is_matlab_uint8_exact(shared_data, scale):
-    rep = identify(data=shared_data / "benchmark" / "Set5", scale=scale, progress=False)
+def test_edsr_benchmark_set5_is_matlab_uint8_exact(ref_data, scale):
+    rep = identify(data=ref_data / "benchmark" / "Set5", scale=scale, progress=False)
     v = rep.verdict
     assert (v.method, v.exact, v.match, v.crop) == ("matlab-uint8", True, 1.0, "modcrop-s")
     assert [r.key for r in rep.images] == ["baby", "bird", "butterfly", "head", "woman"]
@@ -65,8 +65,8 @@ def test_edsr_benchmark_set5_is_matlab_uint8_exact(shared_data, scale):
     assert all(r.candidates["matlab-im2double"] < 0.95 and "matlab-im2double" in r.stopped for r in rep.images)
 
 
-def test_basicsr_lrbicx2_is_matlab_im2double_exact(shared_data):
-    rep = identify(data=shared_data / "basicsr_im2double" / "Set5", scale=2, progress=False)
+def test_basicsr_lrbicx2_is_matlab_im2double_exact(ref_data):
+    rep = identify(data=ref_data / "basicsr_im2double" / "Set5", scale=2, progress=False)
     assert (rep.verdict.method, rep.verdict.exact) == ("matlab-im2double", True)
     # GTmod12 is a multiple of 12: every convention gives the same pixels, the first is named
     assert rep.verdict.crop == "modcrop-s" and rep.verdict.crop_alternatives == ("modcrop-12", "none")
@@ -77,8 +77,8 @@ def test_basicsr_lrbicx2_is_matlab_im2double_exact(shared_data):
     assert 0.9998 < pooled < 1
 
 
-def test_basicsr_lr_from_uncropped_hr_detects_modcrop_12(shared_data):
-    rep = identify(hr=shared_data / "benchmark" / "Set5" / "HR", lr=shared_data / "basicsr_im2double" / "Set5" /
+def test_basicsr_lr_from_uncropped_hr_detects_modcrop_12(ref_data):
+    rep = identify(hr=ref_data / "benchmark" / "Set5" / "HR", lr=ref_data / "basicsr_im2double" / "Set5" /
                    "LRbicx2", scale=2, progress=False)
     assert (rep.verdict.method, rep.verdict.exact, rep.verdict.crop) == ("matlab-im2double", True, "modcrop-12")
 
@@ -214,8 +214,8 @@ def test_band_values_equal_the_whole_images(photos):
             assert np.array_equal(band[4:-4], whole[a + 4:b - 4]), (n, s)
 
 
-def test_basicsr_port_is_matlabs_algorithm_in_float32(shared_data):
-    hr = modcrop(read_image(shared_data / "benchmark" / "Set5" / "HR" / "butterfly.png"), 12)
+def test_basicsr_port_is_matlabs_algorithm_in_float32(ref_data):
+    hr = modcrop(read_image(ref_data / "benchmark" / "Set5" / "HR" / "butterfly.png"), 12)
     for s in (2, 3, 4):
         port = imresize_basicsr(hr / 255.0, 1 / s)
         assert port.dtype == np.float32

@@ -20,10 +20,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def set5(shared_data, tmp_path_factory):
+def set5(ref_data, tmp_path_factory):
     """Set5 HR + MATLAB X2/X4, its sub-images (96/48), and their LMDB and HDF5 packs."""
     root = tmp_path_factory.mktemp("set5")
-    s5 = shared_data / "benchmark/Set5"
+    s5 = ref_data / "benchmark/Set5"
     shutil.copytree(s5 / "HR", root / "data/HR")
     shutil.copytree(s5 / "LR_bicubic/X2", root / "data/X2")
     shutil.copytree(s5 / "LR_bicubic/X4", root / "data/X4")

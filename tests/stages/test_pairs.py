@@ -287,3 +287,78 @@ def test_cli(dataset, tmp_path, capsys, monkeypatch):
     proc = subprocess.run([sys.executable, "-m", "srprep", "pairs", "check", "--help"], capture_output=True,
                           text=True, cwd=REPO)
     assert "Example" in proc.stdout and "--threshold" in proc.stdout
+
+
+# ------------------------------------------------------------------------------------------ the screen
+
+SUBTLE = {  # damage at about one tolerance, over little of the image: what a screen could let through
+    "kodim01": {"block": (200, 240, 32, 2.0, 0.0)},   # a 32-px object moved 1 LR px (the local tolerance)
+    "kodim02": {"block": (96, 96, 48, 0.0, -1.5)},
+    "kodim03": {"shift": (0.0, 0.5)},                 # a quarter LR pixel
+    "kodim04": {"block": (300, 100, 40, 1.0, 1.0)},
+    "baby": {"block": (240, 240, 64, -2.0, 2.0)},
+    "butterfly": {"gain": (1.0, 0.99, 1.0)},
+}
+
+
+@pytest.fixture(scope="module")
+def screen_cases(photos, shared_data):
+    """(HR, LR, scale) by name: every bundled photo clean and with its DAMAGE at x2, the SUBTLE damage at x2,
+    a few clean and damaged pairs at x3 and x4, and the four real camera pairs (their registered LR brought
+    to the x2 grid: real misalignment, blur and colour), centre crops of 800x800 HR px."""
+    cases = {}
+    for name, photo in photos.items():
+        cases[f"clean {name} x2"] = (*make_pair(photo, 2), 2)
+        cases[f"damaged {name} x2"] = (*make_pair(photo, 2, **DAMAGE[name]), 2)
+    for name, kw in SUBTLE.items():
+        cases[f"subtle {name} x2"] = (*make_pair(photos[name], 2, **kw), 2)
+    for s in (3, 4):
+        for name in ("kodim05", "head"):
+            cases[f"clean {name} x{s}"] = (*make_pair(photos[name], s), s)
+            cases[f"damaged {name} x{s}"] = (*make_pair(photos[name], s, **DAMAGE[name]), s)
+    for gt in sorted((shared_data / "realsr/ValidationGT").glob("*.png")):
+        hr, lr = read_image(gt), read_image(gt.parent.parent / "ValidationLR" / gt.name)
+        y, x = (hr.shape[0] - 800) // 2, (hr.shape[1] - 800) // 2
+        win = (slice(y, y + 800), slice(x, x + 800))
+        cases[f"real {gt.stem} x2"] = (hr[win], imresize_matlab(lr[win], 1 / 2), 2)
+    return cases
+
+
+def test_the_screen_keeps_every_verdict_and_the_ranking_of_measuring_every_tile(screen_cases):
+    """The screen (default) against --all-tiles on the same pairs: a pair the screen does not settle gets the
+    very same measurements; a pair it settles differs only in its local measures, which stay below the
+    screen's own limit, and scores the same unless both scores are below that limit. So at any threshold above
+    that limit the clean/flagged split and the worst-first order are those of measuring every tile."""
+    from srprep.stages.pairs import SCREEN_SHIFT, MeasureOptions
+
+    tol = Tolerances()
+    limit = SCREEN_SHIFT / tol.max_local
+    quick, full = {}, {}
+    for key, (hr, lr, s) in screen_cases.items():
+        quick[key] = measure_pair(hr, lr, s)
+        full[key] = measure_pair(hr, lr, s, MeasureOptions(screen=False))
+    local = {"local_lr", "local_p90_lr", "local_hr", "local_tiles", "local_y", "local_x"}
+    settled = [k for k in quick if quick[k]["local_tiles"] < full[k]["local_tiles"]]
+    for key in quick:
+        if key in settled:
+            assert {f: v for f, v in quick[key].items() if f not in local} == \
+                   {f: v for f, v in full[key].items() if f not in local}, key
+            assert quick[key]["local_lr"] <= full[key]["local_lr"] < limit, key
+        else:
+            assert quick[key] == full[key], key
+    # The screen does its job: every clean pair is settled where its first quarter of the tiles is fewer than
+    # all (all but head at x3 and x4: 85 and 64 LR px, 4 tiles and 1); no pair with moved content (a shift, a
+    # block) and no real pair is (a colour change alone may be: the colour measure is never screened).
+    kinds = {**{f"damaged {n}": set(kw) for n, kw in DAMAGE.items()}, **{f"subtle {n}": set(kw) for n, kw in SUBTLE.items()}}
+    moved = {k for k in quick if kinds.get(k.rsplit(" ", 1)[0], set()) & {"shift", "block"} or k.startswith("real")}
+    assert {k for k in quick if k.startswith("clean")} - set(settled) == {"clean head x3", "clean head x4"}
+    assert not moved & set(settled) and len(moved) == 23, sorted(moved & set(settled))
+    score_q = {k: score_pair(m, tol)[0] for k, m in quick.items()}
+    score_f = {k: score_pair(m, tol)[0] for k, m in full.items()}
+    for threshold in (limit, 0.25, 0.5, 1.0, 2.0, 4.0):
+        assert {k for k in score_q if score_q[k] > threshold} == {k for k in score_f if score_f[k] > threshold}
+    above = [k for k in score_f if score_f[k] >= limit]
+    assert sorted(above, key=score_q.get) == sorted(above, key=score_f.get)
+    assert not any(k.startswith("clean") for k in above)
+    for k in settled:  # a settled pair's score is its full one, or both are below the limit
+        assert score_q[k] == score_f[k] or max(score_q[k], score_f[k]) < limit, k

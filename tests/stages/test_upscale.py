@@ -13,11 +13,11 @@ from srprep.stages.upscale import InferOptions, upscale_store
 
 
 @pytest.fixture(scope="module")
-def lr_dir(shared_data, tmp_path_factory):
+def lr_dir(ref_data, tmp_path_factory):
     """Three real LR crops (Set5 x2 LR), named as in the EDSR benchmark layout (<name>x2.png)."""
     root = tmp_path_factory.mktemp("lr")
     for name, (h, w) in (("baby", (40, 48)), ("bird", (36, 36)), ("head", (44, 30))):
-        img = read_image(shared_data / f"benchmark/Set5/LR_bicubic/X2/{name}x2.png")
+        img = read_image(ref_data / f"benchmark/Set5/LR_bicubic/X2/{name}x2.png")
         write_image(root / f"{name}x2.png", img[20:20 + h, 16:16 + w])
     return root
 

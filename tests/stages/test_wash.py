@@ -38,8 +38,8 @@ def make_aim_tree(root: Path, ids) -> Path:
     return root
 
 
-def aim_list(shared_data, scale) -> list[str]:
-    return [line.strip()[:-4] for line in (shared_data / f"aim2020/x{scale}_clean_img_id.txt").read_text().splitlines()
+def aim_list(ref_data, scale) -> list[str]:
+    return [line.strip()[:-4] for line in (ref_data / f"aim2020/x{scale}_clean_img_id.txt").read_text().splitlines()
             if line.strip()]
 
 
@@ -62,9 +62,9 @@ def aim_subset(tmp_path_factory):
 # ------------------------------------------------------------------------------------------ ID lists
 
 
-def test_real_lists_parse_to_the_documented_counts(shared_data):
+def test_real_lists_parse_to_the_documented_counts(ref_data):
     for scale, n in ((2, 18475), (3, 18643), (4, 18652)):
-        ids = read_id_list(shared_data / f"aim2020/x{scale}_clean_img_id.txt")
+        ids = read_id_list(ref_data / f"aim2020/x{scale}_clean_img_id.txt")
         assert len(ids.keys) == n and not ids.duplicates
         assert ids.keys[0] == "000090" and all(len(k) == 6 and k.isdigit() for k in ids.keys)
 
@@ -114,10 +114,10 @@ def test_several_bad_lines_are_listed_and_empty_or_binary_lists_refused(tmp_path
 
 @pytest.mark.parametrize("link", ["hardlink", "symlink", "copy"])
 @pytest.mark.parametrize("mode", ["keep", "drop"])
-def test_real_list_over_an_aim_subset_keeps_exactly_the_listed_ids_that_exist(shared_data, aim_subset, tmp_path,
+def test_real_list_over_an_aim_subset_keeps_exactly_the_listed_ids_that_exist(ref_data, aim_subset, tmp_path,
                                                                              mode, link):
-    ids_file = shared_data / "aim2020/x2_clean_img_id.txt"
-    listed = set(aim_list(shared_data, 2))
+    ids_file = ref_data / "aim2020/x2_clean_img_id.txt"
+    listed = set(aim_list(ref_data, 2))
     before = snapshot(aim_subset)
     with pytest.raises(StoreError, match=r"x2_clean_img_id.txt: \d+ listed ID\(s\) are not in .*"
                                          r"001000 \(line 974\).*--allow-missing"):
@@ -143,14 +143,14 @@ def test_real_list_over_an_aim_subset_keeps_exactly_the_listed_ids_that_exist(sh
 
 
 @pytest.mark.slow
-def test_full_aim_tree_with_the_three_real_lists(shared_data, tmp_path):
+def test_full_aim_tree_with_the_three_real_lists(ref_data, tmp_path):
     src = make_aim_tree(tmp_path / "X", [f"{i:06d}" for i in range(19000)])
     for scale, n in ((2, 18475), (3, 18643), (4, 18652)):
-        rep = wash(src, tmp_path / f"X{scale}_clean", shared_data / f"aim2020/x{scale}_clean_img_id.txt",
+        rep = wash(src, tmp_path / f"X{scale}_clean", ref_data / f"aim2020/x{scale}_clean_img_id.txt",
                    progress=False)
         assert (len(rep.kept), len(rep.dropped), len(rep.missing)) == (n, 19000 - n, 0)
         assert len(list((tmp_path / f"X{scale}_clean/LR").iterdir())) == n
-    rep = wash(src, tmp_path / "X2_bad", shared_data / "aim2020/x2_clean_img_id.txt", mode="drop", progress=False)
+    rep = wash(src, tmp_path / "X2_bad", ref_data / "aim2020/x2_clean_img_id.txt", mode="drop", progress=False)
     assert len(rep.kept) == 525 and "000000" not in rep.kept
 
 

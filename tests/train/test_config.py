@@ -10,7 +10,7 @@ from srprep.train.config import Config, ConfigError, config_to_dict, load_config
 REPO = Path(__file__).resolve().parents[2]
 TRAIN_CONFIGS = ("edsr_baseline_x2", "edsr_x2_eco", "msrresnet20_x4_mixup", "srresnet_x4_dropout_realesrgan",
                  "tiny_cpu")
-CONFIGS = [REPO / "configs" / f"{name}.yaml" for name in TRAIN_CONFIGS]
+CONFIGS = [REPO / "srprep" / "configs" / f"{name}.yaml" for name in TRAIN_CONFIGS]
 
 
 def test_overrides_win_over_the_file_and_are_typed(tmp_path):
@@ -79,7 +79,7 @@ def test_shipped_configs_load_and_build_their_network(path):
 
 def test_the_shipped_recipes_are_what_their_names_say():
     assert all(p.is_file() for p in CONFIGS)
-    mix = load_config(REPO / "configs/msrresnet20_x4_mixup.yaml")
+    mix = load_config(REPO / "srprep/configs/msrresnet20_x4_mixup.yaml")
     net = create_model(mix.model.name, scale=mix.model.scale, **mix.model.kwargs)
     assert count_parameters(net) <= 1_821_085
     assert mix.augment.rgb_permute == 0.5 and mix.augment.blend == 0.1 and mix.augment.mixup == 0.2
@@ -88,16 +88,16 @@ def test_the_shipped_recipes_are_what_their_names_say():
     assert (mix.schedule.name, mix.schedule.periods, mix.schedule.min_lr) == ("cosine_restart", [250000] * 4, 1e-7)
     assert mix.train.ema == 0.999 and mix.train.iters == 1_000_000 and mix.optim.lr == 2e-4
     assert (mix.data.patch, mix.data.batch, mix.data.flip, mix.data.rot90) == (128, 16, True, True)
-    eco = load_config(REPO / "configs/edsr_x2_eco.yaml")
-    base = load_config(REPO / "configs/edsr_baseline_x2.yaml")
+    eco = load_config(REPO / "srprep/configs/edsr_x2_eco.yaml")
+    base = load_config(REPO / "srprep/configs/edsr_baseline_x2.yaml")
     assert eco.eco.enabled and not base.eco.enabled
     assert count_parameters(create_model(eco.model.name, scale=2, **eco.model.kwargs)) == 1_369_859
-    official = load_config(REPO / "configs/edsr_baseline_official.yaml")  # EDSR-PyTorch's option.py defaults
+    official = load_config(REPO / "srprep/configs/edsr_baseline_official.yaml")  # EDSR-PyTorch's option.py defaults
     assert count_parameters(create_model(official.model.name, scale=2, **official.model.kwargs)) == 1_369_859
     assert (official.optim.name, official.optim.lr, official.optim.betas, official.data.batch) == (
         "adam", 1e-4, [0.9, 0.999], 16)
     assert (official.train.iters, official.schedule.milestones, official.data.patch) == (300_000, [200_000], 96)
-    drop = load_config(REPO / "configs/srresnet_x4_dropout_realesrgan.yaml")
+    drop = load_config(REPO / "srprep/configs/srresnet_x4_dropout_realesrgan.yaml")
     assert drop.degrade.enabled and drop.data.lr is None and drop.model.kwargs["dropout"] == 0.7
 
 
@@ -107,7 +107,7 @@ def test_the_realesrgan_configs_use_upstreams_values():
 
     for name, gt_size, queue, batch, iters in (("srresnet_x4_dropout_realesrgan", 128, 16, 8, 500_000),
                                                ("realesrnet_x4plus", 256, 180, 12, 1_000_000)):
-        cfg = load_config(REPO / "configs" / f"{name}.yaml")
+        cfg = load_config(REPO / "srprep" / "configs" / f"{name}.yaml")
         assert (cfg.degrade.crop_pad, cfg.data.patch, cfg.degrade.queue, cfg.data.batch) == (400, gt_size, queue, batch)
         assert (cfg.data.flip, cfg.data.rot90) == (True, False)  # use_hflip true, use_rot false
         assert cfg.train.iters == iters and cfg.train.ema == 0.999 and cfg.loss[0].type == "l1"
@@ -116,11 +116,11 @@ def test_the_realesrgan_configs_use_upstreams_values():
         assert deg.gt_usm and deg.resize_prob == (0.2, 0.7, 0.1) and deg.resize_range == (0.15, 1.5)
         assert deg.noise_range == (1, 30) and deg.poisson_scale_range == (0.05, 3) and deg.jpeg_range == (30, 95)
         assert deg.second_blur_prob == 0.8 and deg.noise_range2 == (1, 25) and deg.final_sinc_prob == 0.8
-    reflash = load_config(REPO / "configs/srresnet_x4_dropout_realesrgan.yaml")
+    reflash = load_config(REPO / "srprep/configs/srresnet_x4_dropout_realesrgan.yaml")
     assert (reflash.schedule.name, reflash.schedule.periods, reflash.schedule.min_lr) == (
         "cosine_restart", [250_000, 500_000], 0.0)
     assert (reflash.model.name, reflash.model.kwargs) == ("srresnet", {"num_block": 16, "num_feat": 64, "dropout": 0.7})
-    x4plus = load_config(REPO / "configs/realesrnet_x4plus.yaml")
+    x4plus = load_config(REPO / "srprep/configs/realesrnet_x4plus.yaml")
     assert x4plus.schedule.name == "constant"  # MultiStepLR milestones [1000000]: halved only at the end
     assert x4plus.model.kwargs == {"num_block": 23, "num_feat": 64, "num_grow_ch": 32}
 

@@ -96,7 +96,7 @@ def test_pairing_is_the_authors(kodak_eco):
     from srprep.train.data import build_dataset, make_loader, nchw
     from srprep.train.loop import _inputs
 
-    tiny = Path(__file__).resolve().parents[2] / "configs" / "tiny_cpu.yaml"
+    tiny = Path(__file__).resolve().parents[2] / "srprep" / "configs" / "tiny_cpu.yaml"
     cfg = load_config(tiny, [f"data.root={kodak_eco}", "eco.enabled=true", "data.patch=32", "train.iters=1000",
                              "train.cpu_threads=1", "train.tensorboard=false"])
     batch = next(iter(make_loader(build_dataset(cfg), batch=4, start_step=0)))
@@ -159,7 +159,7 @@ def test_the_eco_config_is_the_authors():
 
     from srprep.train import load_config
 
-    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "edsr_x2_eco.yaml")
+    cfg = load_config(Path(__file__).resolve().parents[2] / "srprep" / "configs" / "edsr_x2_eco.yaml")
     assert (cfg.eco.schedule, cfg.eco.shift, cfg.eco.iters) == ("sigmoid", 0.0, None)  # mixup_shift 0
     assert cfg.train.iters == 1_000_000 // 8  # max_iter
     assert (cfg.optim.name, cfg.optim.lr, cfg.optim.betas, cfg.optim.eps) == ("lamb", 1e-4 * 8, [0.9, 0.99], 1e-6)

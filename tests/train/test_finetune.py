@@ -15,13 +15,13 @@ from srprep.train.finetune import load_matching, resolve_pretrained
 from srprep.train.logs import read_csv
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "configs" / "tiny_cpu.yaml"
+TINY = REPO / "srprep" / "configs" / "tiny_cpu.yaml"
 FAST = ["train.cpu_threads=1", "train.tensorboard=false"]
 
 
 @pytest.fixture(scope="module")
-def imdn_x2(shared_data) -> Path:
-    return shared_data / "weights" / "IMDN_x2.pth"
+def imdn_x2(ref_data) -> Path:
+    return ref_data / "weights" / "IMDN_x2.pth"
 
 
 def test_model_defaults_only_without_a_checkpoint():

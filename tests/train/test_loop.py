@@ -14,7 +14,7 @@ from srprep.train.logs import read_csv
 from srprep.train.loop import _inputs
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "configs" / "tiny_cpu.yaml"
+TINY = REPO / "srprep" / "configs" / "tiny_cpu.yaml"
 FAST = ["train.cpu_threads=1", "train.tensorboard=false"]
 
 
@@ -171,7 +171,7 @@ def test_on_the_fly_degradation_with_dropout_runs(kodak_x2, tmp_path):
     cfg = load_config(TINY, [
         f"data.root={kodak_x2}", "model.name=srresnet", "model.scale=4",
         "model.kwargs={num_block: 1, num_feat: 16, dropout: 0.7}", "data.lr=null", "degrade.enabled=true",
-        "degrade.recipe=configs/degrade/realesrgan_x4plus.yaml", "degrade.noise=host", "data.patch=64",
+        "degrade.recipe=realesrgan_x4plus", "degrade.noise=host", "data.patch=64",
         "data.batch=2", "train.iters=3", "val.every=0", "train.log_every=1", *FAST])
     batch = next(iter(make_loader(build_dataset(cfg), batch=2, start_step=0)))
     assert "lr" not in batch and len(batch["params"]) == 2

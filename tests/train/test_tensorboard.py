@@ -10,7 +10,7 @@ from srprep.train import load_config, train
 from srprep.train.logs import read_csv
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "configs" / "tiny_cpu.yaml"
+TINY = REPO / "srprep" / "configs" / "tiny_cpu.yaml"
 
 
 def _config(root, *extra):

@@ -15,7 +15,7 @@ from srprep.models import load_pretrained
 from srprep.train.logs import read_csv
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "configs" / "tiny_cpu.yaml"
+TINY = REPO / "srprep" / "configs" / "tiny_cpu.yaml"
 SPEC = f"{REPO / 'examples' / 'tiny_espcn.py'}:TinyESPCN"
 
 

@@ -11,8 +11,8 @@ from srprep.train.config import load_config
 from srprep.train.validate import Validator
 
 
-def test_set5_benchmark_layout_and_bicubic_baseline(shared_data):
-    set5 = shared_data / "benchmark" / "Set5"
+def test_set5_benchmark_layout_and_bicubic_baseline(ref_data):
+    set5 = ref_data / "benchmark" / "Set5"
     cfg = load_config(None, [f"val.root={set5}", "val.lr=LR_bicubic/X{scale}", "val.crops=2", "val.crop_size=64"])
     validator = Validator(cfg)
     assert [im.key for im in validator.images] == ["baby", "bird", "butterfly", "head", "woman"]

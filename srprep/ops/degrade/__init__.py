@@ -13,21 +13,42 @@ touches a global RNG.
 >>> apply(np.full((64, 64, 3), 128, np.uint8), p).shape
 (16, 16, 3)
 """
-from .contact import degradation_sheet
-from .filtering import filter2d, filter2d_torch
-from .jpeg import jpeg_decode, jpeg_encode, jpeg_roundtrip, jpeg_torch
-from .kernels import (KERNEL_PROB, KERNEL_SIZES, KERNEL_TYPES, KernelSpec, anisotropic_gaussian_kernel,
-                      circular_lowpass_kernel, generalized_gaussian_kernel, isotropic_gaussian_kernel,
-                      kernel_from_spec, plateau_kernel, pulse_kernel, random_kernel_spec, random_mixed_kernel,
-                      random_sinc_spec)
-from .noise import (add_gaussian_noise, add_gaussian_noise_torch, add_poisson_noise, add_poisson_noise_torch,
-                    gaussian_noise, poisson_noise)
-from .params import DegradationParams, load_params, save_params
-from .pipeline import DegradationConfig, apply, apply_batch, draw_params
-from .recipes import RECIPE_NAMES, RECIPES, apply_reflash
-from .resize import RESIZE_MODES, resize, resize_torch
-from .rng import item_rng, item_seed_sequence
-from .sharpen import usm_sharp, usm_sharp_torch
+import importlib
+
+# Each name is imported from its module on first use (PEP 562), so that code needing only the numpy functions
+# (the Reflash sets, the parameter records) never imports torch, which the batch functions use.
+_MODULES = {
+    "contact": ("degradation_sheet",),
+    "filtering": ("filter2d", "filter2d_torch"),
+    "jpeg": ("jpeg_decode", "jpeg_encode", "jpeg_roundtrip", "jpeg_torch"),
+    "kernels": ("KERNEL_PROB", "KERNEL_SIZES", "KERNEL_TYPES", "KernelSpec", "anisotropic_gaussian_kernel",
+                "circular_lowpass_kernel", "generalized_gaussian_kernel", "isotropic_gaussian_kernel",
+                "kernel_from_spec", "plateau_kernel", "pulse_kernel", "random_kernel_spec", "random_mixed_kernel",
+                "random_sinc_spec"),
+    "noise": ("add_gaussian_noise", "add_gaussian_noise_torch", "add_poisson_noise", "add_poisson_noise_torch",
+              "gaussian_noise", "poisson_noise"),
+    "params": ("DegradationParams", "load_params", "save_params"),
+    "pipeline": ("DegradationConfig", "apply", "apply_batch", "draw_params"),
+    "recipes": ("RECIPE_NAMES", "RECIPES", "apply_reflash"),
+    "resize": ("RESIZE_MODES", "resize", "resize_torch"),
+    "rng": ("item_rng", "item_seed_sequence"),
+    "sharpen": ("usm_sharp", "usm_sharp_torch"),
+}
+_WHERE = {name: module for module, names in _MODULES.items() for name in names}
+
+
+def __getattr__(name: str):
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])
+
 
 __all__ = [
     "KERNEL_PROB", "KERNEL_SIZES", "KERNEL_TYPES", "KernelSpec", "RECIPES", "RECIPE_NAMES", "RESIZE_MODES",

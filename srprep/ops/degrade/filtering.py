@@ -13,10 +13,13 @@ True
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+if TYPE_CHECKING:  # torch is imported by the torch functions only (the numpy path runs without it)
+    import torch
 
 
 def filter2d(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -35,6 +38,8 @@ def filter2d(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 def _trim(kernels: torch.Tensor) -> torch.Tensor:
     """Drop the outer rings that are zero in every kernel (zero taps change nothing, but cost time and
     need a wider reflection). Real-ESRGAN pads all kernels to 21x21; a pulse then shrinks to 1x1."""
+    import torch
+
     k = kernels.shape[-1]
     nz = kernels.abs().amax(dim=0) > 0
     if not bool(nz.any()):
@@ -49,6 +54,8 @@ def _trim(kernels: torch.Tensor) -> torch.Tensor:
 def _reflect101_index(n: int, pad: int, device) -> torch.Tensor:
     """Source index of each padded position for reflect-101 padding of any width (period 2n - 2),
     the rule ``cv2.borderInterpolate`` applies when the border is wider than the image."""
+    import torch
+
     i = torch.arange(-pad, n + pad, device=device)
     if n == 1:
         return torch.zeros_like(i)
@@ -59,6 +66,8 @@ def _reflect101_index(n: int, pad: int, device) -> torch.Tensor:
 
 def pad_reflect101(x: torch.Tensor, pad: int) -> torch.Tensor:
     """Pad the last two dims of ``x`` by ``pad`` with reflect-101, even when ``pad >= H`` or ``W``."""
+    import torch.nn.functional as F
+
     h, w = x.shape[-2:]
     if pad < h and pad < w:
         return F.pad(x, (pad, pad, pad, pad), mode="reflect")
@@ -73,6 +82,8 @@ def filter2d_torch(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     ``x``'s dtype and device. Border: reflection (reflect-101). Returns (B, C, H, W).
     Images smaller than the kernel radius are padded by repeated reflection, as OpenCV does.
     """
+    import torch.nn.functional as F
+
     if x.ndim != 4:
         raise ValueError(f"expected (B, C, H, W), got shape {tuple(x.shape)}")
     b, c, h, w = x.shape

@@ -28,11 +28,13 @@ Numbers: ``benchmarks/bench_degrade.py --jpeg`` and benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import cv2
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported by jpeg_torch only (the numpy path runs without it)
+    import torch
 
 JPEG_BACKENDS = ("cv2", "pil")
 
@@ -110,6 +112,8 @@ def jpeg_torch(x: torch.Tensor, quality: Sequence[int] | torch.Tensor | int, bac
     and decoded; the result (float, values k/255) goes back to ``x``'s device and dtype. Sample ``i``
     equals ``jpeg_roundtrip`` of the same 8-bit image exactly.
     """
+    import torch
+
     b, c, h, w = x.shape
     q = torch.as_tensor(quality).reshape(-1).tolist()
     if len(q) == 1:

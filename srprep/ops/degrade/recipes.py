@@ -139,7 +139,32 @@ def apply_reflash(
     Returns ``(lr, info)``: ``lr`` uint8 (H // scale, W // scale, 3) and a JSON-serialisable dict of
     everything that decided it (set, steps, constants, options, seed and key).
     """
-    name = set_name(name)
+    return apply_reflash_sets(img, [name], scale=scale, seed=seed, key=key, resize=resize, quantize=quantize,
+                              jpeg_backend=jpeg_backend, noise=noise)[set_name(name)]
+
+
+def apply_reflash_sets(
+    img: np.ndarray,
+    names,
+    *,
+    scale: int = 4,
+    seed: int,
+    key: str = "",
+    resize: str = "pil",
+    quantize: str = "truncate",
+    jpeg_backend: str = "pil",
+    noise: np.ndarray | None = None,
+) -> dict[str, tuple[np.ndarray, dict]]:
+    """Several Reflash sets of one image at once, each exactly as :func:`apply_reflash` makes it alone.
+
+    The sets share their first steps: the image is blurred once, each of the (blurred and plain) images
+    downscaled once, the noise field drawn once and added once per downscaled image; only the JPEG step is
+    done per set. Arguments as :func:`apply_reflash`; ``names`` in either spelling.
+
+    Returns:
+        ``{set name (the original's spelling): (lr, info)}`` in the order of ``names``.
+    """
+    names = [set_name(n) for n in names]
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"expected an RGB uint8 (H, W, 3) image, got {img.dtype} {img.shape}")
     if resize not in ("pil", "matlab"):
@@ -149,41 +174,55 @@ def apply_reflash(
     lr_size = (h // scale, w // scale)
     if min(lr_size) < 1:
         raise ValueError(f"{h}x{w} image is smaller than the scale {scale}")
-    ops = RECIPES[name]
-    if "noise" in ops:
+    z = None
+    if any("noise" in RECIPES[n] for n in names):
         z = noise_field(seed, key, lr_size) if noise is None else np.asarray(noise, dtype=np.float64)
         if z.shape != (*lr_size, 3):
             raise ValueError(f"noise field is {z.shape}, expected {(*lr_size, 3)}")
 
-    if resize == "pil":
-        x = img
-        if "blur" in ops:
-            x = cv2.GaussianBlur(x, (BLUR_SIZE, BLUR_SIZE), BLUR_SIGMA)
-        x = pil_resize(x, lr_size, "bicubic", pillow=PILLOW)
-        if "noise" in ops:
-            x = _add_noise(x, z, quantize)
-    else:
-        x = img.astype(np.float32)
-        if "blur" in ops:
-            x = filter2d(x, isotropic_gaussian_kernel(BLUR_SIZE, BLUR_SIGMA))
-        x = _matlab_downscale(x, lr_size).astype(np.float32)
-        x = _add_noise(x, z, quantize) if "noise" in ops else quantize_u8(x, quantize)
-    lr = jpeg_roundtrip(x, JPEG_QUALITY, jpeg_backend) if "jpeg" in ops else x
+    memo: dict[tuple[str, ...], np.ndarray] = {}
 
-    info = {
-        "recipe": name,
-        "ops": list(ops),
-        "scale": int(scale),
-        "gt_size": [int(h), int(w)],
-        "lr_size": [int(lr_size[0]), int(lr_size[1])],
-        "resize": resize,
-        "quantize": quantize,
-        "blur": {"size": BLUR_SIZE, "sigma": BLUR_SIGMA} if "blur" in ops else None,
-        "noise_sigma": NOISE_SIGMA if "noise" in ops else None,
-        "jpeg_quality": JPEG_QUALITY if "jpeg" in ops else None,
-        "jpeg_backend": jpeg_backend if "jpeg" in ops else None,
-        "seed": int(seed),
-        "key": key,
-        "noise_stream": "item_rng(seed, key).standard_normal((h, w, 3)) float64" if "noise" in ops else None,
-    }
-    return lr, info
+    def upto(ops: tuple[str, ...]) -> np.ndarray:
+        """The image after the steps ``ops`` (a prefix of a set's steps without its JPEG), computed once."""
+        if ops not in memo:
+            if ops == ("blur",):
+                if resize == "pil":
+                    memo[ops] = cv2.GaussianBlur(img, (BLUR_SIZE, BLUR_SIZE), BLUR_SIGMA)
+                else:
+                    memo[ops] = filter2d(img.astype(np.float32), isotropic_gaussian_kernel(BLUR_SIZE, BLUR_SIGMA))
+            elif ops[-1] == "bicubic":
+                x = upto(ops[:-1]) if ops[:-1] else img
+                if resize == "pil":
+                    memo[ops] = pil_resize(x, lr_size, "bicubic", pillow=PILLOW)
+                else:
+                    memo[ops] = _matlab_downscale(x.astype(np.float32), lr_size).astype(np.float32)
+            else:  # noise
+                memo[ops] = _add_noise(upto(ops[:-1]), z, quantize)
+        return memo[ops]
+
+    out = {}
+    for name in names:
+        ops = RECIPES[name]
+        pre = tuple(op for op in ops if op != "jpeg")
+        x = upto(pre)
+        if resize == "matlab" and "noise" not in ops:
+            x = quantize_u8(x, quantize)
+        lr = jpeg_roundtrip(x, JPEG_QUALITY, jpeg_backend) if "jpeg" in ops else x
+        info = {
+            "recipe": name,
+            "ops": list(ops),
+            "scale": int(scale),
+            "gt_size": [int(h), int(w)],
+            "lr_size": [int(lr_size[0]), int(lr_size[1])],
+            "resize": resize,
+            "quantize": quantize,
+            "blur": {"size": BLUR_SIZE, "sigma": BLUR_SIGMA} if "blur" in ops else None,
+            "noise_sigma": NOISE_SIGMA if "noise" in ops else None,
+            "jpeg_quality": JPEG_QUALITY if "jpeg" in ops else None,
+            "jpeg_backend": jpeg_backend if "jpeg" in ops else None,
+            "seed": int(seed),
+            "key": key,
+            "noise_stream": "item_rng(seed, key).standard_normal((h, w, 3)) float64" if "noise" in ops else None,
+        }
+        out[name] = (lr, info)
+    return out

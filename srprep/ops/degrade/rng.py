@@ -15,9 +15,12 @@ across major versions, so record the numpy version next to data generated from t
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported by torch_generator only
+    import torch
 
 #: Largest seed :func:`draw_seed` returns (exclusive): fits a signed 64-bit integer, as torch needs.
 SEED_BOUND = 2 ** 63
@@ -48,4 +51,6 @@ def draw_seed(rng: np.random.Generator) -> int:
 
 def torch_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
     """A ``torch.Generator`` on ``device`` seeded with ``seed`` (CPU and CUDA streams differ)."""
+    import torch
+
     return torch.Generator(device=device).manual_seed(int(seed))

@@ -13,9 +13,9 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def kodak(shared_data) -> list[np.ndarray]:
-    """kodim01..08 from the shared reference data (RGB uint8)."""
-    return [read_rgb(shared_data / "train_mini" / "kodak" / f"kodim0{i}.png") for i in range(1, 9)]
+def kodak(samples) -> list[np.ndarray]:
+    """kodim01..08 bundled with srprep (RGB uint8)."""
+    return [read_rgb(samples / "kodak" / f"kodim0{i}.png") for i in range(1, 9)]
 
 
 @pytest.fixture(scope="session")

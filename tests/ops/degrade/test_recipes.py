@@ -190,3 +190,19 @@ def test_matlab_resize_option(set5_butterfly):
     # truncation after a MATLAB resize: the same float result, floored
     lr_t, _ = apply_reflash(set5_butterfly, "bicubic", seed=0, resize="matlab")
     assert np.array_equal(lr_t, np.clip(np.asarray(ref, np.float64) * 255, 0, 255).astype(np.float32).astype(np.uint8))
+
+
+@pytest.mark.parametrize("resize,quantize", [("pil", "truncate"), ("matlab", "round"), ("matlab", "truncate")])
+def test_sets_made_together_equal_each_set_made_alone(samples, resize, quantize):
+    # apply_reflash_sets shares the blur, the two downscales and the noise between the sets; every set must
+    # still be exactly what apply_reflash makes of it alone (which the tests above tie to the original).
+    from srprep.ops.degrade.recipes import apply_reflash_sets
+
+    hr = modcrop(read_image(samples / "kodak" / "kodim07.png"), 4)[:200, :160]
+    together = apply_reflash_sets(hr, list(reversed(RECIPE_NAMES)), seed=5, key="k", resize=resize,
+                                  quantize=quantize)
+    assert list(together) == list(reversed(RECIPE_NAMES))
+    for name in RECIPE_NAMES:
+        alone, info = apply_reflash(hr, name, seed=5, key="k", resize=resize, quantize=quantize)
+        np.testing.assert_array_equal(together[name][0], alone, err_msg=name)
+        assert together[name][1] == info
