@@ -170,7 +170,7 @@ def _substitute(value: Any, table: dict[str, str], where: str, refs: set[str]) -
 
 def _var_text(value: Any) -> str:
     """A variable's value as text that YAML reads back as the same value (``1.0e-08``, not Python's ``1e-08``,
-    which YAML 1.1 reads as a string; ``[0.9, 0.99]``; ``true``): steps pass it on as ``KEY=VALUE`` overrides."""
+    which YAML 1.1 reads as a string; ``true``, not ``True``): steps pass it on as ``KEY=VALUE`` overrides."""
     if isinstance(value, str):
         return value
     text = yaml.safe_dump(value, default_flow_style=True, width=float("inf"))
