@@ -39,7 +39,7 @@ def test_the_study_runs_six_paired_runs_and_its_variables_reach_every_step(ref_d
     write_image(val / "HR" / "img.png", hr)
     write_image(val / "LR_bicubic" / "X2" / "imgx2.png", imresize_matlab(hr, 0.5))
     tiny = {"train_hr": hr_dir, "set5": val, "teacher": ref_data / "weights" / "IMDN_x2.pth", "crop": 48,
-            "crop_step": 48, "patch": 32, "batch": 2, "iters": 4, "milestones": "[2]", "val_every": 2}
+            "crop_step": 48, "patch": 32, "batch": 2, "iters": 4, "milestones": "'[2]'", "val_every": 2}
     sets = [a for k, v in tiny.items() for a in ("--set", f"vars.{k}={v}")]
     wd = tmp_path / "study"
     assert main(["run", str(STUDY), "--workdir", str(wd), *sets]) == 0
