@@ -46,7 +46,8 @@ def _help_examples() -> list[tuple[str, str]]:
 def _readme_examples() -> list[tuple[str, str]]:
     text = (REPO / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
-    return [("README.md", line.strip()) for block in blocks for line in block.splitlines()]
+    # a line ending in a backslash continues on the next, as in a shell
+    return [("README.md", line.strip()) for block in blocks for line in block.replace("\\\n", " ").splitlines()]
 
 
 def _commands(line: str) -> list[list[str]]:
