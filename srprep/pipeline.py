@@ -168,6 +168,15 @@ def _substitute(value: Any, table: dict[str, str], where: str, refs: set[str]) -
     return value
 
 
+def _var_text(value: Any) -> str:
+    """A variable's value as text that YAML reads back as the same value (``1.0e-08``, not Python's ``1e-08``,
+    which YAML 1.1 reads as a string; ``true``, not ``True``): steps pass it on as ``KEY=VALUE`` overrides."""
+    if isinstance(value, str):
+        return value
+    text = yaml.safe_dump(value, default_flow_style=True, width=float("inf"))
+    return text[:-len("\n...\n")] if text.endswith("\n...\n") else text.rstrip("\n")
+
+
 def _set_override(raw: dict, spec: str) -> None:
     """Apply ``step.option=value`` (value parsed as YAML) to the raw pipeline dict."""
     if "=" not in spec or "." not in spec.split("=", 1)[0]:
@@ -292,7 +301,7 @@ def load_pipeline(path: str | Path, *, workdir: str | Path | None = None, overri
     table = {"workdir": str(wd), "srprep_samples": str(shipped.SAMPLES), "srprep_configs": str(shipped.CONFIGS),
              "pipeline_dir": str(path.resolve().parent)}
     for key, value in (raw.get("vars") or {}).items():
-        table[key] = _substitute(str(value), table, f"{path}: vars.{key}", set())
+        table[key] = _substitute(_var_text(value), table, f"{path}: vars.{key}", set())
     variables = {key: table[key] for key in raw.get("vars") or {}}
     steps_raw = raw["steps"]
     for sname in steps_raw:

@@ -59,6 +59,18 @@ def test_steps_are_cached_and_a_change_reruns_exactly_the_downstream(tmp_path, c
         "lr": "up to date", "crop": "up to date", "lr2": "done"}
 
 
+def test_variables_reach_the_steps_as_the_yaml_values_they_are(tmp_path):
+    """A float var such as 1.0e-8 reaches a KEY=VALUE override as text YAML reads back as that float (Python's
+    ``1e-08`` is a string to YAML 1.1, and `srprep train optim.eps=1e-08` refused it); booleans alike, and a
+    string stays the text it is (a list is written as one: "[0.9,0.999]")."""
+    values = {"eps": 1.0e-8, "big": 1.0e20, "lr": 2.0e-4, "flag": True, "n": 3, "path": "a b/c",
+              "betas": "[0.9,0.999]"}
+    spec = {"vars": values, "steps": {"t": {"command": "train", "args": [f"x.{k}={{{k}}}" for k in values]}}}
+    pipe = load_pipeline(write(tmp_path, spec), overrides=["vars.lr=8.0e-6"])
+    got = {a.split("=", 1)[0][2:]: yaml.safe_load(a.split("=", 1)[1]) for a in pipe.steps["t"].args}
+    assert got == {**values, "lr": 8.0e-6, "betas": [0.9, 0.999]}
+
+
 def test_replace_removes_a_finished_output_but_resumes_an_unfinished_one(tmp_path, capsys):
     spec = yaml.safe_load(yaml.safe_dump(CHAIN))
     spec["steps"]["crop"]["replace"] = True

@@ -141,6 +141,32 @@ def test_eco_on_and_off_both_train(kodak_eco, tmp_path):
     assert all(np.isnan(r["eco_alpha"]) for r in read_csv(tmp_path / "eco_False" / "train.csv"))
 
 
+def test_vanilla_and_eco_runs_of_one_seed_start_alike_and_see_the_same_patches(kodak_eco, tmp_path):
+    """What pairs the runs of an ECO study by seed: the same initial weights and the same patches and flips
+    with ECO on or off (the centroid fields are read beside them and change no draw); another seed differs."""
+    def batches(eco: bool, seed: int) -> list[dict]:
+        cfg = load_config(TINY, [f"data.root={kodak_eco}", f"eco.enabled={str(eco).lower()}", f"train.seed={seed}",
+                                 "data.patch=32", *FAST])
+        it = iter(make_loader(build_dataset(cfg), batch=4, start_step=0))
+        return [next(it) for _ in range(3)]
+
+    vanilla, eco, other = batches(False, 0), batches(True, 0), batches(False, 1)
+    for a, b, c in zip(vanilla, eco, other):
+        assert set(b) - set(a) == {"hr_c", "lr_c"}
+        assert all(torch.equal(a[k], b[k]) for k in ("hr", "lr", "flags"))
+        assert not torch.equal(a["hr"], c["hr"])
+
+    def initial_weights(eco: bool, seed: int) -> dict:  # one step at learning rate 0 leaves them as drawn
+        cfg = load_config(TINY, [f"data.root={kodak_eco}", f"eco.enabled={str(eco).lower()}", f"train.seed={seed}",
+                                 "optim.lr=0", "train.iters=1", "val.every=0", *FAST])
+        result = train(cfg, tmp_path / f"run_{eco}_{seed}")
+        return load_pretrained(result.last_checkpoint)[0].state_dict()
+
+    w_vanilla, w_eco, w_other = initial_weights(False, 3), initial_weights(True, 3), initial_weights(True, 4)
+    assert all(torch.equal(w_vanilla[k], w_eco[k]) for k in w_vanilla)
+    assert not all(torch.equal(w_vanilla[k], w_other[k]) for k in w_vanilla)
+
+
 def test_on_the_fly_degradation_with_dropout_runs(kodak_x2, tmp_path):
     cfg = load_config(TINY, [
         f"data.root={kodak_x2}", "model.name=srresnet", "model.scale=4",
