@@ -187,7 +187,7 @@ def realesrgan_config(root, *extra):
     return load_config(TINY, [
         f"data.root={root}", "model.name=srresnet", "model.scale=4",
         "model.kwargs={num_block: 1, num_feat: 16, dropout: 0.7}", "data.lr=null", "degrade.enabled=true",
-        "degrade.recipe=configs/degrade/realesrgan_x4plus.yaml", "degrade.noise=host", "data.patch=32",
+        "degrade.recipe=realesrgan_x4plus", "degrade.noise=host", "data.patch=32",
         "degrade.crop_pad=64", "degrade.queue=4", "data.batch=2", "val.every=0", "train.log_every=1",
         "data.rot90=false", *FAST, *extra])
 
