@@ -207,8 +207,18 @@ class DevicePipeline:
         self._stop = threading.Event()
         self._procs: list = []
         self._threads: list[threading.Thread] = []
-        if not order:
-            return
+        self._order = list(order)
+        self._started = False
+
+    def _start(self) -> None:
+        """Start computing ahead, on the first call: by then the runner holds the step's lock and has made its
+        output folder (the finishing threads write there)."""
+        with self._lock:
+            if self._started or not self._order:
+                self._started = True
+                return
+            self._started = True
+        order = self._order
         if len(self.devices) == 1:
             t = threading.Thread(target=self._run_here, args=(list(order),), name="srprep-device", daemon=True)
         else:
@@ -282,6 +292,8 @@ class DevicePipeline:
         self._resolve(key, result, None if error is None else _rebuild_error(error))
 
     def __call__(self, payload) -> ItemResult:
+        if not self._started:
+            self._start()
         fut = self._futures.get(payload[0])
         if fut is None:
             kw = self._kwargs

@@ -235,8 +235,9 @@ def test_cached_resumable_and_parallel_runs_agree(set5_copy):
 def test_packed_stores_are_inputs_too(set5_copy):
     from srprep.stages.pack import pack
 
-    pack(set5_copy, set5_copy / "packed", progress=False, jobs=1)
-    rep = crop(set5_copy / "packed/HR.lmdb", [set5_copy / "packed/X2.lmdb"], set5_copy / "from_lmdb",
+    packed = set5_copy.parent / "packed"  # beside the dataset: a store inside its own input is refused
+    pack(set5_copy, packed, progress=False, jobs=1)
+    rep = crop(packed / "HR.lmdb", [packed / "X2.lmdb"], set5_copy / "from_lmdb",
                CropOptions(96, 48), jobs=1, progress=False)
     ref = crop(set5_copy / "HR", [set5_copy / "X2"], set5_copy / "from_png", CropOptions(96, 48), jobs=1,
                progress=False)

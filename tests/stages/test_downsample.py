@@ -258,3 +258,26 @@ def test_a_bad_image_fails_every_step_that_needs_it_and_the_rest_resumes(samples
     (src / "head.png").write_bytes(good)
     reports = downsample(src, tmp_path / "d", [2, 4], jobs=1, progress=False)
     assert [(r.status, r.processed) for r in reports] == [("done", 2)] * 3  # head and the one after it
+
+
+def test_device_pipeline_computes_nothing_before_the_runner_asks(samples, tmp_path):
+    # The runner makes the output folder (and holds the step's lock) only when it starts; a pipeline that began
+    # computing and writing when it was built raced it ("cannot write: No such file or directory").
+    import functools
+    import time
+
+    from srprep.stages.devicepipe import DevicePipeline
+    from srprep.stages.downsample import ResizeCompute, _read_for_scale, _write_lr
+
+    opts = DownsampleOptions()
+    out = tmp_path / "X2"
+    order = [(p.stem, (p.stem, str(p))) for p in sorted((samples / "set5").glob("*.png"))]  # (key, payload)
+    with DevicePipeline(order, compute=ResizeCompute(2, opts), devices=["cpu"],
+                        read=functools.partial(_read_for_scale, scale=2, opts=opts),
+                        finish=functools.partial(_write_lr, scale=2, opts=opts, out=str(out)), batch=2) as pipe:
+        time.sleep(1)
+        assert not out.exists()
+        out.mkdir()
+        for _, payload in order:
+            pipe(payload)
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{k}x2.png" for k, _ in order)
