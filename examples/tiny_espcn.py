@@ -4,9 +4,10 @@ srprep's contract for a network (the same as for its own): ``TinyESPCN(scale=s, 
 ``nn.Module`` that maps float NCHW RGB in [0, 1], shape (N, 3, H, W), to float (N, 3, s*H, s*W) in about
 [0, 1]. Train, evaluate and serve it by naming it (this file is imported, that is, run):
 
-    srprep train -c tiny_cpu model.name=examples/tiny_espcn.py:TinyESPCN "model.kwargs={features: 16}"
-    srprep eval -m runs/tiny_cpu/best.pt --arch examples/tiny_espcn.py:TinyESPCN -d benchmark/Set5
-    srprep centroids DATA -m runs/tiny_cpu/best.pt --arch examples/tiny_espcn.py:TinyESPCN
+    srprep train -c tiny_cpu model.name=examples/tiny_espcn.py:TinyESPCN "model.kwargs={features: 16}" \
+        --run-dir runs/tiny_espcn
+    srprep eval -m runs/tiny_espcn/best.pt --arch examples/tiny_espcn.py:TinyESPCN -d benchmark/Set5
+    srprep centroids DATA -m runs/tiny_espcn/best.pt --arch examples/tiny_espcn.py:TinyESPCN
 """
 import torch
 import torch.nn.functional as F

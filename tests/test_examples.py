@@ -29,7 +29,8 @@ def _help_examples() -> list[tuple[str, str]]:
 
     def walk(command, path):
         block = False
-        for line in (command.help or "").splitlines():
+        # a line ending in a backslash continues on the next, as in a shell
+        for line in (command.help or "").replace("\\\n", " ").splitlines():
             if re.match(r"\s*Examples?(\s*\(.*\))?:", line):
                 block = True
             elif not line.strip():

@@ -58,9 +58,9 @@ def train_cmd(ctx, config_path, overrides, run_dir, resume, device, trust_checkp
       srprep downsample srprep/samples/kodak DATA --scale 2
       srprep train -c tiny_cpu
       srprep train -c edsr_x2_eco train.iters=1000 data.batch=16
-      srprep train -c tiny_cpu model.name=null model.kwargs={} model.pretrained=IMDN_x2.pth optim.lr=1e-5
-      srprep train -c tiny_cpu model.scale=3 model.pretrained=runs/x2/best.pt model.strict=false
-      srprep train -c tiny_cpu model.name=examples/tiny_espcn.py:TinyESPCN model.kwargs={}
+      srprep train -c tiny_cpu --run-dir ft model.name=null model.kwargs={} model.pretrained=IMDN_x2.pth optim.lr=1e-5
+      srprep train -c tiny_cpu --run-dir runs/x3 model.scale=3 model.pretrained=runs/tiny_cpu/best.pt model.strict=false
+      srprep train -c tiny_cpu --run-dir runs/espcn model.name=examples/tiny_espcn.py:TinyESPCN model.kwargs={}
       srprep train --resume auto --run-dir runs/edsr_x2_eco
       torchrun --nproc_per_node 4 -m srprep train -c edsr_x2_eco
       srprep train --plot-eco eco.png
