@@ -486,24 +486,7 @@ def image_size(path: PathLike) -> tuple[int, int]:
         >>> image_size("srprep/samples/set5/woman.png")
         (344, 228)
     """
-    path = Path(path)
-    _ext_format(path)
-    try:
-        with open(path, "rb") as f:
-            fmt = _sniff(f.read(8))
-            if fmt is None:
-                raise ImageError(f"{path}: not a PNG, JPEG, BMP or TIFF file (unrecognised header)")
-            f.seek(0)
-            with Image.open(f, formats=[fmt]) as im:
-                w, h = im.size
-    except ImageError:
-        raise
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ImageError(f"{path}: is a directory, not an image file") from None
-    except _PIL_DECODE_ERRORS as e:
-        raise ImageError(f"{path}: cannot read the image header ({e})") from e
+    w, h = _header(path)[0]
     return int(h), int(w)
 
 
@@ -515,6 +498,11 @@ def is_grey_file(path: PathLike) -> bool:
     Raises:
         ImageError: as :func:`image_size`.
     """
+    return _header(path)[1] in ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F")
+
+
+def _header(path: PathLike) -> tuple[tuple[int, int], str]:
+    """``((width, height), PIL mode)`` from an image file's header (the pixels are not decoded)."""
     path = Path(path)
     _ext_format(path)
     try:
@@ -524,11 +512,13 @@ def is_grey_file(path: PathLike) -> bool:
                 raise ImageError(f"{path}: not a PNG, JPEG, BMP or TIFF file (unrecognised header)")
             f.seek(0)
             with Image.open(f, formats=[fmt]) as im:
-                return im.mode in ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F")
+                return im.size, im.mode
     except ImageError:
         raise
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ImageError(f"{path}: is a directory, not an image file") from None
     except _PIL_DECODE_ERRORS as e:
         raise ImageError(f"{path}: cannot read the image header ({e})") from e
 

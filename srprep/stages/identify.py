@@ -37,7 +37,6 @@ Verdicts
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -54,6 +53,7 @@ from ..io.stores import FolderStore, open_store
 from ..ops.resizers import RESIZERS, resize_with
 from ..ops.sheet import contact_sheet
 from ..runner import default_jobs
+from .network import one_cpu_thread
 from .pairs import dataset_layout
 
 __all__ = ["CROPS", "Crop", "IdentifyOptions", "ImageResult", "Verdict", "IdentifyReport", "pair_keys",
@@ -474,21 +474,6 @@ class IdentifyReport:
         return contact_sheet(rows, labels, max_height=None)
 
 
-@contextlib.contextmanager
-def _torch_single_thread():
-    # The resizes of one pair are small: torch's intra-op threads cost more than they give (measured 2.5x
-    # slower per pair with 2 threads on a busy 2-core machine); pairs run in parallel instead. Restored
-    # afterwards.
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def difference_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Where two uint8 images differ, visibly: ``(h, w)`` uint8, 0 where every channel is equal, else
     ``96 + 32 * d`` (``d`` the largest channel difference, capped at 255), so a single level shows.
@@ -569,8 +554,10 @@ def identify(*, scale: int, hr: str | os.PathLike | None = None, lr: str | os.Pa
     from tqdm.auto import tqdm
 
     found: dict[str, ImageResult] = {}
+    # One torch thread: a pair's resizes are small, and intra-op threads cost more than they give (2.5x slower
+    # per pair with 2 threads on a busy 2-core machine); pairs run in parallel instead.
     with tqdm(total=len(payloads), desc="identify", unit="pair", disable=None if progress else True,
-              dynamic_ncols=True, leave=False) as bar, _torch_single_thread():
+              dynamic_ncols=True, leave=False) as bar, one_cpu_thread():
         for res in _results(payloads, jobs or default_jobs()):
             found[res.key] = res
             bar.update(1)

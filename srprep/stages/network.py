@@ -231,8 +231,9 @@ def read_item(payload) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _one_cpu_thread(device: str):
-    """One torch thread for the CPU (see the module docstring: the bytes must not depend on the count)."""
+def one_cpu_thread(device: str = "cpu"):
+    """One torch thread for the CPU while the block runs, restored afterwards (see the module docstring: the
+    bytes must not depend on the count); nothing on other devices."""
     if device != "cpu":
         yield
         return
@@ -300,7 +301,7 @@ def bytes_per_pixel(model, scale: int, device: str, probe: int = 32) -> float:
             return out
 
     mode = Peak()
-    with torch.inference_mode(), _one_cpu_thread(device), mode:
+    with torch.inference_mode(), one_cpu_thread(device), mode:
         model(torch.zeros(1, 3, probe, probe, device=device))
     return 1.5 * mode.peak / probe ** 2 + 3 * 4 + scale ** 2 * 3 * (4 + 8 + 8)
 
@@ -333,7 +334,7 @@ def _compute(model, imgs: list, *, spec: ModelSpec, opts: InferOptions, device: 
                         "to this worker: it is tiled (tile %d, overlap %d); pass --tile to choose", w, h,
                         per_pixel * h * w * len(imgs) / 2**30, available / 2**30, tile, min(opts.overlap, tile - 1))
             kwargs.update(tile=tile, overlap=min(opts.overlap, tile - 1))
-    with _one_cpu_thread(device):
+    with one_cpu_thread(device):
         return upscale_batch(model, imgs, scale=spec.scale, batch_size=len(imgs), device=device, output=output,
                              **kwargs)
 
