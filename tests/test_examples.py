@@ -3,7 +3,7 @@ values exist), each pipeline it names loads with its --set overrides, and each o
 
 The examples run, in the order they are written (README first), in one folder holding small real data under
 the names they use: Set5 (tests/data), two bundled Kodak crops as DIV2K_train_HR and their x2/x4 LR as DIV2K,
-the IMDN x2 weights, and ``srprep/`` for the bundled samples; each in a process of its own, as typed in a
+the IMDN x2 weights, and ``srprep/`` for the bundled samples and ``examples/``; each in a process of its own, as typed in a
 shell. Pipelines run as dry runs (the quickstart itself runs in test_pipeline.py) and training examples for a
 few iterations; an example that needs a cluster only parses.
 """
@@ -83,6 +83,7 @@ def test_every_example_parses(where, argv):
 
 def _sandbox(root: Path, ref_data: Path) -> None:
     (root / "srprep").symlink_to(REPO / "srprep")
+    (root / "examples").symlink_to(REPO / "examples")  # a network of your own, as in a checkout
     for name in ("bird", "head"):
         (root / "HR").mkdir(exist_ok=True)
         shutil.copy(REPO / f"srprep/samples/set5/{name}.png", root / "HR")

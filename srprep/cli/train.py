@@ -55,11 +55,11 @@ def train_cmd(ctx, config_path, overrides, run_dir, resume, device, trust_checkp
 
     \b
     Examples:
-      srprep downsample srprep/samples/kodak DATA --scale 2
+      srprep downsample srprep/samples/kodak DATA --scale 2 --scale 4
       srprep train -c tiny_cpu
       srprep train -c edsr_x2_eco train.iters=1000 data.batch=16
       srprep train -c tiny_cpu --run-dir ft model.name=null model.kwargs={} model.pretrained=IMDN_x2.pth optim.lr=1e-5
-      srprep train -c tiny_cpu --run-dir runs/x3 model.scale=3 model.pretrained=runs/tiny_cpu/best.pt model.strict=false
+      srprep train -c tiny_cpu --run-dir runs/x4 model.scale=4 model.pretrained=runs/tiny_cpu/best.pt model.strict=false
       srprep train -c tiny_cpu --run-dir runs/espcn model.name=examples/tiny_espcn.py:TinyESPCN model.kwargs={}
       srprep train --resume auto --run-dir runs/edsr_x2_eco
       torchrun --nproc_per_node 4 -m srprep train -c edsr_x2_eco
