@@ -3,8 +3,8 @@ values exist), each pipeline it names loads with its --set overrides, and each o
 
 The examples run, in the order they are written (README first), in one folder holding small real data under
 the names they use: Set5 (tests/data), two bundled Kodak crops as DIV2K_train_HR and their x2/x4 LR as DIV2K,
-the IMDN x2 weights, and ``srprep/`` for the bundled samples and ``examples/``; each in a process of its own, as typed in a
-shell. Pipelines run as dry runs (the quickstart itself runs in test_pipeline.py) and training examples for a
+the IMDN x2 weights, and ``srprep/`` for the bundled samples and ``examples/``; each in a process of its own,
+as typed in a shell. Pipelines run as dry runs (the quickstart itself runs in test_pipeline.py) and training examples for a
 few iterations; an example that needs a cluster only parses.
 """
 import os
