@@ -161,10 +161,13 @@ def bench_png(img: np.ndarray, repeats: int) -> list[tuple[str, float, int, str]
     for level in (2, 6, 9):
         encoders[f"srprep level {level} (libpng via OpenCV)"] = (
             lambda level=level: images.encode_image(img, png_level=level))
-    for name, strategy in (("default", cv2.IMWRITE_PNG_STRATEGY_DEFAULT), ("filtered", cv2.IMWRITE_PNG_STRATEGY_FILTERED),
-                           ("RLE", cv2.IMWRITE_PNG_STRATEGY_RLE), ("Huffman only", cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY)):
+    for name, strategy in (("default", cv2.IMWRITE_PNG_STRATEGY_DEFAULT),
+                           ("filtered", cv2.IMWRITE_PNG_STRATEGY_FILTERED),
+                           ("RLE", cv2.IMWRITE_PNG_STRATEGY_RLE),
+                           ("Huffman only", cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY)):
         encoders[f"OpenCV level 1, strategy {name}"] = (
-            lambda s=strategy: cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, s])[1])
+            lambda s=strategy: cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1,
+                                                          cv2.IMWRITE_PNG_STRATEGY, s])[1])
     encoders["OpenCV defaults (cv2.imwrite)"] = lambda: cv2.imencode(".png", bgr)[1]
 
     def pil(level):

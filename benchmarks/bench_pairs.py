@@ -64,7 +64,8 @@ def mosaics(n: int) -> list[np.ndarray]:
 def make_dataset(root: Path, hrs: list[np.ndarray], scale: int, damaged_every: int = 2) -> Path:
     src = root / f"X{scale}"
     for i, hr in enumerate(hrs):
-        seen = hr if i % damaged_every != damaged_every - 1 else np.ascontiguousarray(np.pad(hr, ((3, 0), (0, 0), (0, 0)), mode="edge")[:-3])
+        moved = np.ascontiguousarray(np.pad(hr, ((3, 0), (0, 0), (0, 0)), mode="edge")[:-3])
+        seen = hr if i % damaged_every != damaged_every - 1 else moved
         images.write_image(src / f"HR/{i:06d}.png", hr)
         images.write_image(src / f"LR/{i:06d}.png", imresize_matlab(seen, 1 / scale))
     return src

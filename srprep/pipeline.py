@@ -469,7 +469,8 @@ def argv_changes(old: list[str] | None, new: list[str]) -> str:
     Options are ``--name [value]`` (repeated options compare as one list), other words by position; ``--force``
     (added to a forced run) is ignored. Empty when the command lines are the same.
 
-    >>> argv_changes(["downsample", "HR", "out", "--scale", "2"], ["downsample", "HR", "out", "--scale", "3", "--im2double"])
+    >>> argv_changes(["downsample", "HR", "out", "--scale", "2"],
+    ...              ["downsample", "HR", "out", "--scale", "3", "--im2double"])
     '--scale 2 -> 3, --im2double added'
     """
     if old is None:

@@ -68,7 +68,7 @@ def check_cmd(ctx, src: Path, scale: int, work, report, ids_out, threshold, max_
     result = pairs_check(src, scale, work, report=report, ids_out=ids_out, hist=hist, sheet=sheet,
                          sheet_count=sheet_count,
                          tolerances=Tolerances(max_shift, max_local, max_colour, min_psnr, threshold),
-                         options=MeasureOptions(tile=tile, screen=not all_tiles), jobs=jobs, force=force, dry_run=dry_run,
-                         progress=ctx.progress)
+                         options=MeasureOptions(tile=tile, screen=not all_tiles), jobs=jobs, force=force,
+                         dry_run=dry_run, progress=ctx.progress)
     if dry_run or not ctx.quiet:
         click.echo(result.summary())

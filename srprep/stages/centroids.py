@@ -361,8 +361,9 @@ def centroids(data: str | os.PathLike, model: str | os.PathLike, *, arch: str | 
               scale: int | None = None, options: CentroidOptions = CentroidOptions(), tile: int | None = None,
               overlap: int = 32, precision: str = "fp32", device: str | Sequence[str] = "cpu",
               trust_checkpoint: bool = False, model_kwargs: dict | None = None, batch: int = 1,
-              out: str | os.PathLike | None = None, preview: int = 0, pipelined: bool | None = None, jobs: int | None = None, force: bool = False,
-              dry_run: bool = False, progress: bool = True) -> CentroidReport:
+              out: str | os.PathLike | None = None, preview: int = 0, pipelined: bool | None = None,
+              jobs: int | None = None, force: bool = False, dry_run: bool = False,
+              progress: bool = True) -> CentroidReport:
     """Write ECO centroid pairs (sr_pretrained, lr_pretrained) for every LR image of a dataset.
 
     Args:

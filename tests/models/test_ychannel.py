@@ -42,7 +42,8 @@ def _fsrcnn_layers(state, y, scale):
                 state["first_part.1.weight"])
     for i in range(0, 12, 2):
         w = state[f"mid_part.{i}.weight"]
-        x = F.prelu(F.conv2d(x, w, state[f"mid_part.{i}.bias"], padding=w.shape[-1] // 2), state[f"mid_part.{i + 1}.weight"])
+        x = F.conv2d(x, w, state[f"mid_part.{i}.bias"], padding=w.shape[-1] // 2)
+        x = F.prelu(x, state[f"mid_part.{i + 1}.weight"])
     return F.conv_transpose2d(x, state["last_part.weight"], state["last_part.bias"], stride=scale, padding=4,
                               output_padding=scale - 1)
 

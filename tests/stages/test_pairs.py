@@ -349,7 +349,8 @@ def test_the_screen_keeps_every_verdict_and_the_ranking_of_measuring_every_tile(
     # The screen does its job: every clean pair is settled where its first quarter of the tiles is fewer than
     # all (all but head at x3 and x4: 85 and 64 LR px, 4 tiles and 1); no pair with moved content (a shift, a
     # block) and no real pair is (a colour change alone may be: the colour measure is never screened).
-    kinds = {**{f"damaged {n}": set(kw) for n, kw in DAMAGE.items()}, **{f"subtle {n}": set(kw) for n, kw in SUBTLE.items()}}
+    kinds = {**{f"damaged {n}": set(kw) for n, kw in DAMAGE.items()},
+             **{f"subtle {n}": set(kw) for n, kw in SUBTLE.items()}}
     moved = {k for k in quick if kinds.get(k.rsplit(" ", 1)[0], set()) & {"shift", "block"} or k.startswith("real")}
     assert {k for k in quick if k.startswith("clean")} - set(settled) == {"clean head x3", "clean head x4"}
     assert not moved & set(settled) and len(moved) == 23, sorted(moved & set(settled))
