@@ -228,10 +228,12 @@ def machine() -> str:
 
 
 def replace_section(path: Path, text: str) -> None:
-    """Put ``text`` (starting with SECTION) in place of the old section, or append it; other sections stay."""
+    """Put ``text`` in place of the section with the same heading (its first line), or append it; other
+    sections stay. Each benchmark's text starts with its own heading."""
+    heading = text.splitlines()[0].strip()
     old = path.read_text() if path.exists() else ""
     lines = old.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
+    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
     if start is None:
         new = old + ("" if not old or old.endswith("\n\n") else "\n" if old.endswith("\n") else "\n\n") + text
     else:
