@@ -553,6 +553,19 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
+def local_processes(jobs: int | None) -> bool:
+    """Whether :func:`run_step` with ``jobs`` runs items in worker processes of this machine, one item at a
+    time in each (joblib's default process backend; not inside :func:`srprep.cluster.use_dask` or another
+    joblib backend). A worker may then write to stores that only processes of one machine may share
+    (LMDB). Even so, a step with a single item to do runs it in this process."""
+    if (jobs if jobs else default_jobs()) == 1:
+        return False
+    from joblib.parallel import get_active_backend
+
+    backend, _ = get_active_backend()
+    return type(backend).__name__ == "LokyBackend"
+
+
 #: Items per worker process handed to joblib at a time (see :func:`_results`): the most finished results that
 #: wait for the caller is about this many per worker.
 _WINDOW_PER_JOB = 8

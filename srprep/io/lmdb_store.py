@@ -44,10 +44,15 @@ Creating: the sub-databases and the ``.meta`` record are created in the environm
 so a kill at any moment leaves either an environment with no entries at all (taken over by the next run)
 or one that says it is srprep's; a half-created store is never taken for a foreign LMDB.
 
-Writing: one process writes (the runner's parent); workers decode, crop and encode and hand over records.
-The map size is computed from the data the caller plans to write and grown when LMDB still reports
-``MDB_MAP_FULL`` (the batch is retried), so nothing is guessed from a first image. Records are committed in
-batches of ``batch_bytes``. The store says ``complete: true`` only after :meth:`LmdbWriter.finish`.
+Writing: one :class:`LmdbWriter` (in the runner's parent) creates the store, forgets stale items and marks
+it complete. The records themselves are committed either by it, in batches of ``batch_bytes`` handed over by
+the workers, or, when the workers are processes of this machine, by the workers themselves: each commits
+its item's records and done-record in one transaction of its own (:class:`LmdbTarget`), so decoded pixels
+never travel between processes (LMDB lets processes of one machine take turns as the writer; threads of one
+process, or machines sharing a disk, must not, so those hand records over). The map size is computed from
+the data the caller plans to write and grown when LMDB still reports ``MDB_MAP_FULL`` (the transaction is
+retried), so nothing is guessed from a first image. The store says ``complete: true`` only after
+:meth:`LmdbWriter.finish`.
 
 Reading: :class:`LmdbStore` opens the environment lazily in each process (``readonly``, ``lock=False``,
 ``readahead=False`` like BasicSR: random reads of a big store should not pull in neighbouring pages) and
@@ -70,6 +75,7 @@ import os
 import shutil
 import struct
 import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -81,7 +87,7 @@ from ..fingerprint import files_fingerprint, fingerprint
 from . import images
 from .keys import check_key
 
-__all__ = ["LmdbStore", "LmdbWriter", "map_size_for", "check_lmdb_file", "value_crc", "FORMAT", "META_INFO"]
+__all__ = ["LmdbStore", "LmdbWriter", "LmdbTarget", "Committed", "map_size_for", "check_lmdb_file", "value_crc", "FORMAT", "META_INFO"]
 
 log = logging.getLogger(__name__)
 
@@ -468,6 +474,145 @@ class LmdbStore:
                             self._load_done().get(item)])
 
 
+def _grow(env, path: Path, nbytes: int) -> None:
+    """Enlarge a full map (no transaction may be open in this process)."""
+    old = env.info()["map_size"]
+    new = max(2 * old, old + 2 * nbytes + _MIN_MAP)
+    log.info("%s: map full at %.1f GiB, growing to %.1f GiB", path, old / 2**30, new / 2**30)
+    env.set_mapsize(new)
+
+
+def _put_items(txn, dbs: dict[bytes, Any], batch: Iterable[tuple[str, str, Iterable]]) -> None:
+    """Put each ``(item, item_fp, records)`` of ``batch`` with its index entries and done-record in ``txn``.
+
+    A redone item's keys that it no longer has are deleted. Records: ``(key, value, shape)``."""
+    index, done = dbs[_INDEX], dbs[_DONE]
+    for item, item_fp, records in batch:
+        ib = item.encode()
+        keys, crcs = [], []
+        for key, value, shape in records:
+            kb = key.encode()
+            txn.put(kb, value)
+            txn.put(kb, _shape_bytes(shape) + b"\t" + ib, db=index)
+            keys.append(key)
+            crcs.append(value_crc(value))
+        old = txn.get(ib, db=done)
+        if old is not None:  # redone item: drop keys it no longer has
+            for k in set(json.loads(bytes(old))["keys"]) - set(keys):
+                txn.delete(k.encode())
+                txn.delete(k.encode(), db=index)
+        txn.put(ib, json.dumps({"fp": item_fp, "keys": keys, "crc": crcs}).encode(), db=done)
+
+
+def _value_offsets(env, path: Path, keys: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """{key: (offset, length)} of the committed values in ``path``/data.mdb, from their addresses in this
+    process's map of the file (Linux: /proc/self/maps); {} elsewhere. Values just written are in the page
+    cache, so looking them up costs a pass over memory, not over the disk."""
+    maps = Path("/proc/self/maps")
+    if not maps.is_file() or not keys:
+        return {}
+    data = os.path.realpath(path / "data.mdb")
+    regions = []
+    for line in maps.read_text().splitlines():
+        parts = line.split(maxsplit=5)
+        if len(parts) == 6 and parts[5] == data:
+            start, end = (int(v, 16) for v in parts[0].split("-"))
+            regions.append((start, end, int(parts[2], 16)))
+    offsets = {}
+    with env.begin(buffers=True) as txn:
+        for k in keys:
+            buf = txn.get(k.encode())
+            address = np.frombuffer(buf, dtype=np.uint8).ctypes.data if buf is not None and len(buf) else None
+            region = next((r for r in regions if address is not None and r[0] <= address < r[1]), None)
+            if region is None:
+                return {}  # not where expected (another platform or py-lmdb copying): no table
+            offsets[k] = (address - region[0] + region[2], len(buf))
+    return offsets
+
+
+@dataclass(frozen=True)
+class Committed:
+    """A worker's stand-in for records it committed itself (:meth:`LmdbTarget.commit`): their byte count and
+    where the values lie in data.mdb (``{key: (offset, length)}``, {} where that cannot be told)."""
+
+    nbytes: int
+    offsets: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LmdbTarget:
+    """An LMDB store as a worker process commits to it directly (from :meth:`LmdbWriter.target`).
+
+    Picklable. Each :meth:`commit` opens the environment, writes one item (its records, index entries and
+    done-record) in one transaction and closes it again; LMDB makes the processes of one machine take
+    turns. Only for worker *processes* that ``writer_pid`` (the process holding the store's
+    :class:`LmdbWriter`) started on its machine: never from that process itself (LMDB forbids opening an
+    environment twice in a process), from threads sharing a process, or from other machines (LMDB's lock
+    does not work across a network file system). A worker whose parent is no longer ``writer_pid`` (it was
+    killed: a new run may be rewriting the store) commits nothing.
+    """
+
+    path: str
+    map_size: int
+    writer_pid: int
+
+    def commit(self, item: str, item_fp: str, records: Iterable[tuple[str, Any, Sequence[int]]]) -> Committed:
+        """Commit ``records`` (``(key, value, shape)``: PNG bytes or uint8 pixels) as ``item``.
+
+        Returns:
+            :class:`Committed` with the bytes written.
+
+        Raises:
+            StoreError: the environment cannot be opened or written (names the file and LMDB's reason).
+        """
+        if not hasattr(records, "__len__"):
+            records = list(records)  # a one-shot iterator; lists and SubImages are cut again on a retry
+        nbytes, keys = 0, []
+
+        def checked():
+            nonlocal nbytes
+            nbytes = 0
+            keys.clear()
+            for key, value, shape in records:
+                check_key(key)
+                if len(shape) != 3:
+                    raise ValueError(f"{key}: shape must be (h, w, c), not {shape}")
+                nbytes += memoryview(value).nbytes
+                keys.append(key)
+                yield key, value, shape
+
+        path = Path(self.path)
+        _release(path)
+        try:
+            env = lmdb.open(self.path, map_size=self.map_size, max_dbs=_MAX_DBS, subdir=True, readahead=False,
+                            create=False)
+        except lmdb.Error as exc:
+            raise write_error(path / "data.mdb", exc, "cannot open the LMDB") from exc
+        try:
+            while True:
+                try:
+                    with env.begin(write=True) as txn:
+                        # Checked holding LMDB's write lock: a later run can only begin once the parent is
+                        # gone, and its first write waits for this transaction.
+                        if os.getppid() != self.writer_pid:
+                            raise StoreError(f"{path}: not writing {item!r}: the process that runs the step "
+                                             f"(pid {self.writer_pid}) is gone")
+                        dbs = {name: env.open_db(name, txn=txn, create=False) for name in (_INDEX, _DONE)}
+                        _put_items(txn, dbs, [(item, item_fp, checked())])
+                    break
+                except lmdb.MapFullError:
+                    _grow(env, path, nbytes)
+                except lmdb.MapResizedError:
+                    env.set_mapsize(0)
+                except lmdb.Error as exc:
+                    raise write_error(path / "data.mdb", exc) from exc
+            # The values stay where they are until their keys are written again (not in this run); the
+            # pages were just written, so this reads memory, in parallel with the other workers.
+            return Committed(nbytes, _value_offsets(env, path, keys))
+        finally:
+            env.close()
+
+
 class LmdbWriter:
     """Writes one LMDB store, resumably: data and done-records go into the same committed transaction.
 
@@ -498,6 +643,7 @@ class LmdbWriter:
         self._meta: dict = {}
         self._pending: list[tuple[str, str, list]] = []
         self.pending_bytes = 0
+        self._known_offsets: dict[str, tuple[int, int]] = {}
 
     def __repr__(self) -> str:
         return f"LmdbWriter({str(self.path)!r}, {self.encoding})"
@@ -674,10 +820,9 @@ class LmdbWriter:
                     body(txn)
                 return
             except lmdb.MapFullError:
-                old = env.info()["map_size"]
-                new = max(2 * old, old + 2 * nbytes + _MIN_MAP)
-                log.info("%s: map full at %.1f GiB, growing to %.1f GiB", self.path, old / 2**30, new / 2**30)
-                env.set_mapsize(new)
+                _grow(env, self.path, nbytes)
+            except lmdb.MapResizedError:
+                env.set_mapsize(0)  # a worker grew the map: adopt its size
             except lmdb.Error as exc:
                 # The transaction was aborted: the store still holds exactly what was committed before.
                 raise write_error(self.path / "data.mdb", exc) from exc
@@ -687,27 +832,8 @@ class LmdbWriter:
         if not self._pending:
             return
         batch, nbytes = self._pending, self.pending_bytes
-        main, index, done = None, self._dbs[_INDEX], self._dbs[_DONE]
         self._open()
-
-        def body(txn):
-            for item, item_fp, records in batch:
-                ib = item.encode()
-                keys = [k for k, _, _ in records]
-                old = txn.get(ib, db=done)
-                if old is not None:  # redone item: drop keys it no longer has
-                    for k in set(json.loads(bytes(old))["keys"]) - set(keys):
-                        txn.delete(k.encode(), db=main)
-                        txn.delete(k.encode(), db=index)
-                crcs = []
-                for key, value, shape in records:
-                    kb = key.encode()
-                    txn.put(kb, value, db=main)
-                    txn.put(kb, _shape_bytes(shape) + b"\t" + ib, db=index)
-                    crcs.append(value_crc(value))
-                txn.put(ib, json.dumps({"fp": item_fp, "keys": keys, "crc": crcs}).encode(), db=done)
-
-        self._retry_full(body, nbytes)
+        self._retry_full(lambda txn: _put_items(txn, self._dbs, batch), nbytes)
         log.debug("%s: committed %d items (%.1f MiB)", self.path, len(batch), nbytes / 2**20)
         self._pending, self.pending_bytes = [], 0
 
@@ -734,6 +860,7 @@ class LmdbWriter:
         """Flush, write ``meta_info.txt`` (PNG), then mark the store complete. Returns its metadata."""
         self.flush()
         env = self._open()
+        env.set_mapsize(0)  # adopt the map size the last writer committed (workers may have grown it)
         shapes, items = [], []
         with env.begin() as txn:
             for k, v in txn.cursor(db=self._dbs[_INDEX]):
@@ -773,29 +900,23 @@ class LmdbWriter:
         return dict(self._meta)
 
     def _value_offsets(self, keys: Sequence[str]) -> dict[str, tuple[int, int]]:
-        """{key: (offset, length)} of the committed values in data.mdb, from their addresses in this
-        process's map of the file (Linux: /proc/self/maps); {} elsewhere. Values just written are in the
-        page cache, so looking them up costs a pass over memory, not over the disk."""
-        maps = Path("/proc/self/maps")
-        if not maps.is_file() or not keys:
+        """{key: (offset, length)} of the committed values in data.mdb: those the workers reported with
+        their commits (see :meth:`note_offsets`), the rest looked up; {} where they cannot be told."""
+        missing = [k for k in keys if k not in self._known_offsets]
+        found = _value_offsets(self._open(), self.path, missing)
+        if missing and not found:
             return {}
-        data = os.path.realpath(self.path / "data.mdb")
-        regions = []
-        for line in maps.read_text().splitlines():
-            parts = line.split(maxsplit=5)
-            if len(parts) == 6 and parts[5] == data:
-                start, end = (int(v, 16) for v in parts[0].split("-"))
-                regions.append((start, end, int(parts[2], 16)))
-        offsets = {}
-        with self._open().begin(buffers=True) as txn:
-            for k in keys:
-                buf = txn.get(k.encode())
-                address = np.frombuffer(buf, dtype=np.uint8).ctypes.data if len(buf) else None
-                region = next((r for r in regions if address is not None and r[0] <= address < r[1]), None)
-                if region is None:
-                    return {}  # not where expected (another platform or py-lmdb copying): no table
-                offsets[k] = (address - region[0] + region[2], len(buf))
-        return offsets
+        return {k: self._known_offsets.get(k) or found[k] for k in keys}
+
+    def note_offsets(self, offsets: dict[str, tuple[int, int]]) -> None:
+        """Where a worker's commit of this run put its values (:attr:`Committed.offsets`): :meth:`finish`
+        need not look them up (which reads every value's pages back into this process)."""
+        self._known_offsets.update(offsets)
+
+    def target(self) -> "LmdbTarget":
+        """What a worker process of this machine needs to commit items to this store itself (after
+        :meth:`begin`)."""
+        return LmdbTarget(str(self.path), self.map_size, os.getpid())
 
     def files(self) -> list[Path]:
         """The store's files whose sizes prove it whole (``data.mdb``, and ``meta_info.txt`` if any)."""

@@ -19,8 +19,11 @@ Output (``DST`` is a folder; its cache state lives in ``DST/.srprep``):
     :mod:`srprep.io.hdf5_store`).
 
 One item of the step is one source image; a worker reads every field's image for it, crops and encodes
-(PNG), and returns the records; the parent process is the only writer (raw sub-images are cut there, from
-the one decoded image the worker sent). Resume: LMDB done-records are committed in the same transaction
+(PNG). LMDB, with worker processes on this machine (the usual case): the worker commits the item to every
+field's store itself, one transaction per store (:class:`~srprep.io.lmdb_store.LmdbTarget`), and the
+pixels never cross between processes; the parent creates the stores, forgets stale items and marks them
+complete. HDF5, one job, or a Dask cluster: the worker returns the records and the parent process is the
+only writer (raw sub-images are cut there, from the one decoded image the worker sent). Resume: LMDB done-records are committed in the same transaction
 as the data; HDF5 is written under a temporary name with a verified done-count. An item counts as done
 only when every field has it, so a kill between two stores' commits redoes that item everywhere (its keys
 are overwritten, never doubled). The step's journal (``DST/.srprep``) only mirrors the stores'
@@ -42,9 +45,9 @@ from ..errors import ImageError, StoreError
 from ..fingerprint import fingerprint
 from ..io import images
 from ..io.hdf5_store import Hdf5Field, Hdf5Writer
-from ..io.lmdb_store import LmdbStore, LmdbWriter, map_size_for
+from ..io.lmdb_store import Committed, LmdbStore, LmdbTarget, LmdbWriter, map_size_for
 from ..io.stores import holds_items, open_store
-from ..runner import STATE_DIR, Item, ItemResult, Journal, Step, StepReport, run_step
+from ..runner import STATE_DIR, Item, ItemResult, Journal, Step, StepReport, local_processes, run_step
 from .crop import (CropOptions, Field, ImagePlan, OptionsError, check_destination, check_pairs, cut, infer_scale,
                    item_fingerprint, load, plan_crops, source_of)
 
@@ -211,6 +214,7 @@ class LmdbLedger(_StoreLedger):
     def __init__(self, writers: dict[str, LmdbWriter], state_dir: Path, batch_bytes: int):
         super().__init__(state_dir, batch_bytes)
         self.writers = writers
+        self._committed = 0  # bytes the workers committed themselves since the journal's last commit
 
     def _load(self):
         loaded = {name: w.load() for name, w in self.writers.items()}
@@ -234,15 +238,20 @@ class LmdbLedger(_StoreLedger):
 
     def _add(self, item, result):
         for name, recs in result.records.items():
+            if isinstance(recs, Committed):  # already in the store, with its done-record
+                self._committed += recs.nbytes
+                self.writers[name].note_offsets(recs.offsets)
+                continue
             # Queue only: the ledger commits every store at the same points, so they stay within one batch.
             self.writers[name].add(item.key, item.fingerprint, recs, autoflush=False)
 
     def _pending_bytes(self):
-        return sum(w.pending_bytes for w in self.writers.values())
+        return sum(w.pending_bytes for w in self.writers.values()) + self._committed
 
     def _flush(self):
         for w in self.writers.values():
             w.flush()
+        self._committed = 0
 
     def _forget(self, keys):
         for w in self.writers.values():
@@ -301,10 +310,20 @@ class Hdf5Ledger(_StoreLedger):
 # ------------------------------------------------------------------------------------------ worker
 
 
-def _pack_one(payload, *, scales: dict[str, int], encoding: str, png_level: int) -> ItemResult:
-    key, sources, plan, shapes = payload
+def _pack_one(payload, *, scales: dict[str, int], encoding: str, png_level: int,
+              targets: dict[str, LmdbTarget] | None = None) -> ItemResult:
+    key, item_fp, sources, plan, shapes = payload
+    # In a worker process: commit to the stores here. In the writer's own process (one job, or one item
+    # to do, runs inline), LMDB forbids a second handle: hand the records over as everywhere else.
+    direct = targets is not None and all(os.getpid() != t.writer_pid for t in targets.values())
+
+    def done(info, records):
+        if direct:
+            records = {n: targets[n].commit(key, item_fp, recs) for n, recs in records.items()}
+        return ItemResult(info=info, records=records)
+
     if plan is not None and not plan.boxes:
-        return ItemResult(info={"subimages": 0, "small": "skipped"}, records={n: [] for n in sources})
+        return done({"subimages": 0, "small": "skipped"}, {n: [] for n in sources})
     imgs = {}
     for name, src in sources.items():
         img = load(src, key)
@@ -318,13 +337,13 @@ def _pack_one(payload, *, scales: dict[str, int], encoding: str, png_level: int)
         records = {n: [(k, images.encode_image(a, ".png", png_level=png_level), shape) for k, a, shape in pieces]
                    for n, pieces in subs.items()}
     else:
-        # Raw sub-images are cut by the writer as it stores them (SubImages): the image crosses to the
-        # writing process once, not once per overlapping crop.
+        # Raw sub-images are cut as they are stored (SubImages): handed to the parent, the image crosses
+        # once, not once per overlapping crop.
         records = subs
     info = {"subimages": len(next(iter(subs.values())))}
     if plan is not None and plan.small:
         info["small"] = "kept"
-    return ItemResult(info=info, records=records)
+    return done(info, records)
 
 
 # ------------------------------------------------------------------------------------------ the step
@@ -394,7 +413,8 @@ def pack(src: str | os.PathLike, dst: str | os.PathLike, *, fmt: str = "lmdb", e
               "crop": asdict(crop) if crop is not None else None, "hdf5_compression": hdf5_compression,
               "fields": [[f.name, f.scale] for f in fields]}
     inputs = {f.name: str(Path(getattr(f.store, "root", getattr(f.store, "path", ""))).resolve()) for f in fields}
-    items = [Item(k, item_fingerprint(fields, k), (k, {f.name: source_of(f, k) for f in fields}, plans[k], shapes[k]))
+    fps = {k: item_fingerprint(fields, k) for k in keys}
+    items = [Item(k, fps[k], (k, fps[k], {f.name: source_of(f, k) for f in fields}, plans[k], shapes[k]))
              for k in keys]
     source_fp = fingerprint({"inputs": inputs, "items": sorted((it.key, it.fingerprint) for it in items)})
     info = {"convention": CONVENTION, "source_fingerprint": source_fp, "crop": params["crop"]}
@@ -418,7 +438,10 @@ def pack(src: str | os.PathLike, dst: str | os.PathLike, *, fmt: str = "lmdb", e
                                         compression=hdf5_compression, attrs=info, batch_bytes=batch_bytes),
                              dst / STATE_DIR, batch_bytes)
 
-    worker = functools.partial(_pack_one, scales=scales, encoding=encoding, png_level=png_level)
+    targets = None
+    if fmt == "lmdb" and local_processes(jobs):
+        targets = {name: w.target() for name, w in ledger.writers.items()}
+    worker = functools.partial(_pack_one, scales=scales, encoding=encoding, png_level=png_level, targets=targets)
     # The step owns its stores (and its state), not the whole of dst: srprep centroids adds its stores beside them.
     reads = tuple(Path(p) for p in inputs.values()) + ((Path(src),) if from_folder else ())
     step = Step("pack", dst, params, inputs, reads=reads, writes=tuple(dict.fromkeys(stores.values())))

@@ -403,3 +403,129 @@ def test_a_store_written_by_another_live_process_is_refused(dataset, tmp_path, f
         holder.wait()
     code, out, err = srprep("pack", dataset, dst, "--format", fmt, "-j", "1")
     assert code == 0 and "took over the lock" in err
+
+
+# ------------------------------------------------------------------ workers that commit their own items
+
+
+def lmdb_content(path):
+    """{database: {key: value}} of every database of an LMDB but ``.offsets``, and its metadata without the
+    transaction id its offsets table is valid for (both depend on the order items were committed in)."""
+    LmdbStore(path, allow_incomplete=True).close()
+    env = lmdb.open(str(path), readonly=True, lock=False, max_dbs=5)
+    out = {}
+    with env.begin() as txn:
+        out["main"] = {bytes(k): bytes(v) for k, v in txn.cursor() if not bytes(k).startswith(b".")}
+        for name in (b".index", b".done", b".meta"):
+            out[name.decode()] = {bytes(k): bytes(v) for k, v in txn.cursor(db=env.open_db(name, txn=txn))}
+    env.close()
+    meta = json.loads(out.pop(".meta")[b"store"])
+    meta.pop("offsets_txnid")
+    return out, meta
+
+
+@pytest.mark.parametrize("encoding, opts", [("raw", OPTS), ("png", OPTS), ("raw", None)])
+def test_worker_processes_commit_their_items_and_the_stores_equal_one_writers(dataset, tmp_path, monkeypatch,
+                                                                              encoding, opts):
+    from srprep.io.lmdb_store import Committed
+    from srprep.stages import pack as pack_module
+
+    handed = []
+    real_add = pack_module.LmdbLedger._add
+    monkeypatch.setattr(pack_module.LmdbLedger, "_add", lambda self, item, result: (
+        handed.extend(type(r).__name__ for r in result.records.values()), real_add(self, item, result))[1])
+    pack(dataset, tmp_path / "two", crop=opts, encoding=encoding, jobs=2, progress=False)
+    assert handed == [Committed.__name__] * 32  # 16 items x 2 fields: no pixels came back to the parent
+    handed.clear()
+    pack(dataset, tmp_path / "one", crop=opts, encoding=encoding, jobs=1, progress=False)
+    assert "Committed" not in handed and len(handed) == 32  # one job: the parent writes
+    for field in ("HR", "X2"):
+        two, one = tmp_path / f"two/{field}.lmdb", tmp_path / f"one/{field}.lmdb"
+        assert lmdb_content(two) == lmdb_content(one)
+        a, b = LmdbStore(two), LmdbStore(one)
+        assert a.meta["complete"] and a._load_offsets()  # the offsets table is there and trusted
+        for k in a.keys():
+            assert np.array_equal(a.read(k), b.read(k)) if encoding == "raw" else a.read_bytes(k) == b.read_bytes(k)
+        a.close(), b.close()
+        if encoding == "png":
+            assert (two / "meta_info.txt").read_text() == (one / "meta_info.txt").read_text()
+    from srprep.stages.verify import verify
+
+    assert verify(tmp_path / "two").problems == []  # every value's CRC as the worker recorded it
+
+
+def test_workers_on_threads_hand_their_records_over(dataset, tmp_path, monkeypatch):
+    """Threads of one process (joblib's threading backend, as on a Dask worker) must not open the LMDB each:
+    the parent writes."""
+    from joblib import parallel_config
+
+    from srprep.stages import pack as pack_module
+
+    handed = []
+    real_add = pack_module.LmdbLedger._add
+    monkeypatch.setattr(pack_module.LmdbLedger, "_add", lambda self, item, result: (
+        handed.extend(type(r).__name__ for r in result.records.values()), real_add(self, item, result))[1])
+    with parallel_config(backend="threading"):
+        pack(dataset, tmp_path / "threads", crop=OPTS, jobs=2, progress=False)
+    assert len(handed) == 32 and "Committed" not in handed
+    pack(dataset, tmp_path / "one", crop=OPTS, jobs=1, progress=False)
+    for field in ("HR", "X2"):
+        assert lmdb_content(tmp_path / f"threads/{field}.lmdb") == lmdb_content(tmp_path / f"one/{field}.lmdb")
+
+
+def _commit_in_child(target, item, value):
+    target.commit(item, "fp-" + item, [(item, value, value.shape)])
+
+
+def test_a_worker_grows_a_full_map_and_the_writer_adopts_it(tmp_path):
+    import multiprocessing
+
+    from srprep.io.lmdb_store import LmdbWriter
+
+    writer = LmdbWriter(tmp_path / "s.lmdb", map_size=1 << 20)
+    writer.begin("params")
+    target = writer.target()
+    img = np.random.default_rng(0).integers(0, 256, (1024, 1024, 3), dtype=np.uint8)  # 3 MiB > the 1 MiB map
+    child = multiprocessing.get_context("spawn").Process(target=_commit_in_child, args=(target, "big", img))
+    child.start()
+    child.join(120)
+    assert child.exitcode == 0
+    writer.write("small", img[:8, :8])  # the writer's own commit after the worker grew the map
+    writer.finish()
+    writer.close()
+    store = LmdbStore(tmp_path / "s.lmdb")
+    assert store.keys() == ["big", "small"] and np.array_equal(store.read("big"), img)
+    assert store.verify() == (2, [])
+
+
+def test_a_worker_whose_parent_is_gone_commits_nothing(tmp_path):
+    from srprep.io.lmdb_store import LmdbTarget, LmdbWriter
+
+    writer = LmdbWriter(tmp_path / "s.lmdb")
+    writer.begin("params")
+    writer.write("a", np.zeros((4, 4, 3), np.uint8))
+    writer.close()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    target = LmdbTarget(str(tmp_path / "s.lmdb"), 1 << 26, int(gone))  # as if a killed run had started us
+    with pytest.raises(StoreError, match=rf"s.lmdb: not writing 'b': the process that runs the step \(pid {gone}\) "
+                                         r"is gone"):
+        target.commit("b", "fp", [("b", np.ones((4, 4, 3), np.uint8), (4, 4, 3))])
+    assert LmdbStore(tmp_path / "s.lmdb", allow_incomplete=True).keys() == ["a"]
+
+
+def test_killed_pack_with_worker_processes_resumes_to_the_same_store(dataset, tmp_path, kill_when):
+    dst, ref = tmp_path / "dst", tmp_path / "ref"
+    args = [dataset, dst, "--crop", "--size", "96", "--step", "48", "--encoding", "png", "--png-level", "9", "-j", "2"]
+    kill_when([sys.executable, "-m", "srprep", "pack", *args], dst, "*", 3, step="pack", cwd=REPO)
+    assert not (dst / ".srprep/manifest.json").exists()
+    done = len(LmdbStore(dst / "HR.lmdb", allow_incomplete=True)._load_done())
+    assert done >= 3  # the workers may have committed more than the parent recorded before the kill
+    code, out, err = srprep("pack", *args)
+    assert code == 0, err
+    m = re.search(r"16 items, (\d+) processed, (\d+) reused", out)
+    assert m and int(m.group(1)) + int(m.group(2)) == 16 and int(m.group(2)) >= 3, out
+    pack(dataset, ref, crop=CropOptions(96, 48), encoding="png", png_level=9, jobs=1, progress=False)
+    for field in ("HR", "X2"):
+        assert lmdb_content(dst / f"{field}.lmdb") == lmdb_content(ref / f"{field}.lmdb")
+        assert main_keys(dst / f"{field}.lmdb") == LmdbStore(dst / f"{field}.lmdb").keys()
