@@ -533,7 +533,8 @@ def _value_offsets(env, path: Path, keys: Sequence[str]) -> dict[str, tuple[int,
 @dataclass(frozen=True)
 class Committed:
     """A worker's stand-in for records it committed itself (:meth:`LmdbTarget.commit`): their byte count and
-    where the values lie in data.mdb (``{key: (offset, length)}``, {} where that cannot be told)."""
+    where the values of 4 KiB or more lie in data.mdb (``{key: (offset, length)}``; smaller values, or all
+    where that cannot be told, are looked up when the store is finished)."""
 
     nbytes: int
     offsets: dict = field(default_factory=dict)
@@ -606,9 +607,12 @@ class LmdbTarget:
                     env.set_mapsize(0)
                 except lmdb.Error as exc:
                     raise write_error(path / "data.mdb", exc) from exc
-            # The values stay where they are until their keys are written again (not in this run); the
-            # pages were just written, so this reads memory, in parallel with the other workers.
-            return Committed(nbytes, _value_offsets(env, path, keys))
+            # Only values of a page or more: LMDB keeps those on pages of their own (overflow pages), which
+            # stay where they are until the key is written again (not in this run). Smaller values live in
+            # leaf pages that later transactions rewrite elsewhere; finish looks those up. The pages were
+            # just written, so this reads memory, in parallel with the other workers.
+            offsets = _value_offsets(env, path, keys)
+            return Committed(nbytes, {k: v for k, v in offsets.items() if v[1] >= _PAGE})
         finally:
             env.close()
 

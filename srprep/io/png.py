@@ -67,7 +67,11 @@ def encode_fast(img: np.ndarray) -> bytes:
     filtered[:, 0] = _UP
     filtered[0, 1:] = rows[0]  # the row above the first one counts as zeros
     np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # uint8 arithmetic wraps modulo 256, as PNG does
-    data = memoryview(isal_zlib.compress(filtered, 1))
+    # A fresh stream per image: ISA-L's one-shot compress() gave other (valid, a few bytes larger) deflate
+    # streams for the same input from one process to the next (about 1 tiny image in 3,000), so an output's
+    # bytes depended on the process that encoded it. Same speed, same bytes as a clean one-shot call.
+    stream = isal_zlib.compressobj(1)
+    data = memoryview(stream.compress(filtered) + stream.flush())
     crc32 = isal_zlib.crc32
     header = struct.pack(">IIBBBBB", w, h, 8, 2 if channels == 3 else 0, 0, 0, 0)
     parts = [_SIGNATURE, *_chunk(b"IHDR", header, crc32)]
