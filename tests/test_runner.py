@@ -406,7 +406,8 @@ def test_a_worker_that_dies_before_it_begins_an_item_is_said_so(tmp_path, monkey
     out = tmp_path / "out"
     real_call = runner._call
     # the worker dies before it notes an item (as when it is killed while it is still starting)
-    monkeypatch.setattr(runner, "_call", lambda worker, item, output=None, running=None: real_call(worker, item, output))
+    monkeypatch.setattr(runner, "_call",
+                        lambda worker, item, output=None, running=None: real_call(worker, item, output))
     # both workers may take an item and die before joblib reports the first death: one code or two
     with pytest.raises(StageError, match=r"^toy: a worker process died \(exit SIGKILL\(-9\)(, SIGKILL\(-9\))?\) "
                                          r"before it began an item"):

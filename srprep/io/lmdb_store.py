@@ -87,7 +87,8 @@ from ..fingerprint import files_fingerprint, fingerprint
 from . import images
 from .keys import check_key
 
-__all__ = ["LmdbStore", "LmdbWriter", "LmdbTarget", "Committed", "map_size_for", "check_lmdb_file", "value_crc", "FORMAT", "META_INFO"]
+__all__ = ["LmdbStore", "LmdbWriter", "LmdbTarget", "Committed", "map_size_for", "check_lmdb_file", "value_crc",
+           "FORMAT", "META_INFO"]
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,9 @@ One item of the step is one source image; a worker reads every field's image for
 field's store itself, one transaction per store (:class:`~srprep.io.lmdb_store.LmdbTarget`), and the
 pixels never cross between processes; the parent creates the stores, forgets stale items and marks them
 complete. HDF5, one job, or a Dask cluster: the worker returns the records and the parent process is the
-only writer (raw sub-images are cut there, from the one decoded image the worker sent). Resume: LMDB done-records are committed in the same transaction
-as the data; HDF5 is written under a temporary name with a verified done-count. An item counts as done
+only writer (raw sub-images are cut there, from the one decoded image the worker sent). Resume: LMDB
+done-records are committed in the same transaction as the data; HDF5 is written under a temporary name
+with a verified done-count. An item counts as done
 only when every field has it, so a kill between two stores' commits redoes that item everywhere (its keys
 are overwritten, never doubled). The step's journal (``DST/.srprep``) only mirrors the stores'
 done-records, after each commit, so that ``srprep status`` can tell how far a pack got. Changing the
