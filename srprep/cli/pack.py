@@ -25,7 +25,9 @@ from .crop import crop_options
               help="Cut sub-images on the way (same grid and keys as srprep crop); no PNG files in between.")
 @crop_options
 @click.option("--commit-mib", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Commit (LMDB) or flush (HDF5) after this much data; a kill loses at most this much work.")
+              help="Flush (HDF5), or commit (LMDB written by this process: one job, a Dask cluster), after "
+                   "this much data; a kill loses at most this much work. LMDB worker processes commit each "
+                   "image as they finish it.")
 @step_options
 @click.pass_obj
 def pack_cmd(ctx, src: Path, dst: Path, fmt, encoding, png_level, hdf5_compression, do_crop, size, step, thresh,
