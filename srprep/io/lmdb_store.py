@@ -475,6 +475,13 @@ class LmdbStore:
                             self._load_done().get(item)])
 
 
+def _check_record(key: str, shape: Sequence[int]) -> None:
+    """Refuse a record whose key or shape a store cannot hold."""
+    check_key(key)
+    if len(shape) != 3:
+        raise ValueError(f"{key}: shape must be (h, w, c), not {shape}")
+
+
 def _grow(env, path: Path, nbytes: int) -> None:
     """Enlarge a full map (no transaction may be open in this process)."""
     old = env.info()["map_size"]
@@ -576,9 +583,7 @@ class LmdbTarget:
             nbytes = 0
             keys.clear()
             for key, value, shape in records:
-                check_key(key)
-                if len(shape) != 3:
-                    raise ValueError(f"{key}: shape must be (h, w, c), not {shape}")
+                _check_record(key, shape)
                 nbytes += memoryview(value).nbytes
                 keys.append(key)
                 yield key, value, shape
@@ -796,10 +801,8 @@ class LmdbWriter:
         With ``autoflush`` the queue is committed once ``batch_bytes`` are pending; without, the caller
         calls :meth:`flush` (to commit several stores at the same points)."""
         records = list(records)
-        for key, value, shape in records:
-            check_key(key)
-            if len(shape) != 3:
-                raise ValueError(f"{key}: shape must be (h, w, c), not {shape}")
+        for key, _, shape in records:
+            _check_record(key, shape)
         self._pending.append((item, item_fp, records))
         self.pending_bytes += sum(memoryview(v).nbytes for _, v, _ in records)
         if autoflush and self.pending_bytes >= self.batch_bytes:

@@ -426,17 +426,24 @@ def lmdb_content(path):
 
 # (png, 16/8): X2 values of ~200 bytes, which LMDB keeps inside leaf pages that later commits move: their
 # offsets must be taken when the store is finished, not when a worker commits them.
-@pytest.mark.parametrize("encoding, opts", [("raw", OPTS), ("png", OPTS), ("raw", None), ("png", CropOptions(16, 8)),
-                                            ("raw", CropOptions(16, 8))])
-def test_worker_processes_commit_their_items_and_the_stores_equal_one_writers(dataset, tmp_path, monkeypatch,
-                                                                              encoding, opts):
-    from srprep.io.lmdb_store import Committed
+@pytest.fixture
+def handed(monkeypatch):
+    """The type names of the records each pack result brings the parent's ledger, one per field, in order."""
     from srprep.stages import pack as pack_module
 
-    handed = []
+    names = []
     real_add = pack_module.LmdbLedger._add
     monkeypatch.setattr(pack_module.LmdbLedger, "_add", lambda self, item, result: (
-        handed.extend(type(r).__name__ for r in result.records.values()), real_add(self, item, result))[1])
+        names.extend(type(r).__name__ for r in result.records.values()), real_add(self, item, result))[1])
+    return names
+
+
+@pytest.mark.parametrize("encoding, opts", [("raw", OPTS), ("png", OPTS), ("raw", None), ("png", CropOptions(16, 8)),
+                                            ("raw", CropOptions(16, 8))])
+def test_worker_processes_commit_their_items_and_the_stores_equal_one_writers(dataset, tmp_path, handed,
+                                                                              encoding, opts):
+    from srprep.io.lmdb_store import Committed
+
     pack(dataset, tmp_path / "two", crop=opts, encoding=encoding, jobs=2, progress=False)
     assert handed == [Committed.__name__] * 32  # 16 items x 2 fields: no pixels came back to the parent
     handed.clear()
@@ -457,17 +464,11 @@ def test_worker_processes_commit_their_items_and_the_stores_equal_one_writers(da
     assert verify(tmp_path / "two").problems == []  # every value's CRC as the worker recorded it
 
 
-def test_workers_on_threads_hand_their_records_over(dataset, tmp_path, monkeypatch):
+def test_workers_on_threads_hand_their_records_over(dataset, tmp_path, handed):
     """Threads of one process (joblib's threading backend, as on a Dask worker) must not open the LMDB each:
     the parent writes."""
     from joblib import parallel_config
 
-    from srprep.stages import pack as pack_module
-
-    handed = []
-    real_add = pack_module.LmdbLedger._add
-    monkeypatch.setattr(pack_module.LmdbLedger, "_add", lambda self, item, result: (
-        handed.extend(type(r).__name__ for r in result.records.values()), real_add(self, item, result))[1])
     with parallel_config(backend="threading"):
         pack(dataset, tmp_path / "threads", crop=OPTS, jobs=2, progress=False)
     assert len(handed) == 32 and "Committed" not in handed
