@@ -14,8 +14,8 @@ run-to-run ranges in ``benchmarks/RESULTS.md``, section "Image I/O"). Speed-ups 
 
 * **PNG: srprep's own fast paths, else cv2** (:mod:`srprep.io.png`, section "PNG codecs" of RESULTS.md):
   8-bit grey/RGB/RGBA files are decoded by libspng (pyspng), 1.2-1.5x faster than cv2; level 1 (the
-  default) is encoded with the Up filter and ISA-L deflate, several times faster than zlib for files a few
-  percent larger. Everything else is cv2 (over Pillow: decode 0.95-1.37x, encode 1.12-1.36x at levels 1
+  default) is encoded with the Up filter and libdeflate, several times faster than zlib for files of about
+  the same size, and the same bytes for the same pixels in every process. Everything else is cv2 (over Pillow: decode 0.95-1.37x, encode 1.12-1.36x at levels 1
   and 6, same size within 0.3 %); cv2 also returns 16-bit colour as uint16, where Pillow silently keeps only
   the high byte (no 16-bit policy would be possible). PNG is lossless: pixels equal Pillow's and cv2's
   whatever the path (tested on Set5 and every bundled image).
@@ -587,8 +587,8 @@ def encode_image(img: np.ndarray, ext: str = ".png", *, png_level: int = 1, jpeg
     Args:
         img: ``(H, W, 3)`` RGB or ``(H, W)`` grey, ``uint8``. Grey is stored as a 1-channel file.
         ext: the format, as a file extension (``".png"``, ``"jpg"``, ...; case-insensitive).
-        png_level: 0..9. The default 1 is srprep's fast encoder (Up filter, ISA-L deflate: several times
-            faster than zlib, files a few percent larger; :mod:`srprep.io.png`); 0 stores without
+        png_level: 0..9. The default 1 is srprep's fast encoder (Up filter, libdeflate: several times
+            faster than zlib, files of about the same size; :mod:`srprep.io.png`); 0 stores without
             compression; 2..9 are libpng's adaptive filters with that zlib level (smaller, slower: for
             archives). Pixels are the same at every level.
         jpeg_quality: 1..100, 4:2:0 chroma subsampling, baseline, standard Huffman tables.

@@ -2,13 +2,13 @@
 
 PNG is lossless whatever encoder writes it: every path here gives back exactly the pixels it was given
 (tested against OpenCV's libpng on every bundled image). What differs is speed and size; the choice is made
-in ``benchmarks/bench_png.py`` (table in ``benchmarks/RESULTS.md``, section "PNG codecs"). On a 2040x1356
-photo, one core:
+in ``benchmarks/bench_floor.py --only png`` (table in ``benchmarks/RESULTS.md``, section "PNG codecs"). On a
+2040x1356 photo, one core:
 
 =========================  =============================================  =========  ======================
 ``png_level``              how                                            encode     size vs libpng level 1
 =========================  =============================================  =========  ======================
-1 (default, ``FAST``)      Up filter on every row, ISA-L deflate level 1  ~6x faster  +3 to +7 %
+1 (default, ``FAST``)      Up filter on every row, libdeflate level 1     ~4x faster  -2 to +3 %
 0                          no compression (stored deflate blocks, libpng)  fastest    ~+60 %
 2 .. 9                     libpng (OpenCV) adaptive filters, zlib level   1x .. 0.1x  -1 to -20 %
 =========================  =============================================  =========  ======================
@@ -16,8 +16,11 @@ photo, one core:
 Level 1 is for intermediate data (LR sets, sub-images, packed PNG values), where time matters more than the
 last percent of space; 6 or 9 for archives. The fast encoder writes a plain PNG (IHDR, IDAT chunks, IEND;
 8-bit RGB or grey, not interlaced) that every reader takes; the Up filter (each byte minus the byte above it)
-is computed with numpy and compressed by ISA-L (the ``isal`` package, Intel's igzip), which deflates about
-5-6x faster than zlib's level 1 for files a few percent larger.
+is computed with numpy and compressed by libdeflate (the ``deflate`` package), which deflates about 2.5x
+faster than zlib's level 1 for files a few percent smaller. Its output depends only on the pixels (and on
+libdeflate's version): the same image gives the same file in every process, so a store's bytes do not depend
+on which worker wrote it. (ISA-L, the encoder before, was 1.6x faster but gave another valid stream for about
+one small input in 15,000, varying from one process to the next.)
 
 Decoding: 8-bit RGB, RGBA and grey files without a ``tRNS`` chunk (what cameras, DIV2K and srprep write) go
 through libspng (the ``pyspng`` package), 1.2-1.5x faster than OpenCV's libpng here; anything else (16-bit,
@@ -46,7 +49,7 @@ def _chunk(kind: bytes, data, crc32) -> list:
 
 
 def encode_fast(img: np.ndarray) -> bytes:
-    """The bytes of a PNG file of ``img``: Up filter on every row, ISA-L deflate level 1.
+    """The bytes of a PNG file of ``img``: Up filter on every row, libdeflate level 1.
 
     Args:
         img: ``(H, W, 3)`` RGB or ``(H, W)`` grey, uint8, H and W >= 1 (any strides).
@@ -58,7 +61,7 @@ def encode_fast(img: np.ndarray) -> bytes:
         >>> encode_fast(np.zeros((2, 3, 3), np.uint8))[:8]
         b'\\x89PNG\\r\\n\\x1a\\n'
     """
-    from isal import isal_zlib
+    import deflate  # libdeflate
 
     h, w = img.shape[:2]
     channels = 1 if img.ndim == 2 else img.shape[2]
@@ -67,12 +70,10 @@ def encode_fast(img: np.ndarray) -> bytes:
     filtered[:, 0] = _UP
     filtered[0, 1:] = rows[0]  # the row above the first one counts as zeros
     np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # uint8 arithmetic wraps modulo 256, as PNG does
-    # A fresh stream per image: ISA-L's one-shot compress() gave other (valid, a few bytes larger) deflate
-    # streams for the same input from one process to the next (about 1 tiny image in 3,000), so an output's
-    # bytes depended on the process that encoded it. Same speed, same bytes as a clean one-shot call.
-    stream = isal_zlib.compressobj(1)
-    data = memoryview(stream.compress(filtered) + stream.flush())
-    crc32 = isal_zlib.crc32
+    # libdeflate: the same bytes for the same pixels in every process and on every CPU (one version of it).
+    # ISA-L, used before, gave other valid streams for ~1 input in 15,000 from one process to the next.
+    data = memoryview(deflate.zlib_compress(filtered, 1))
+    crc32 = deflate.crc32
     header = struct.pack(">IIBBBBB", w, h, 8, 2 if channels == 3 else 0, 0, 0, 0)
     parts = [_SIGNATURE, *_chunk(b"IHDR", header, crc32)]
     for start in range(0, max(len(data), 1), _IDAT_BYTES):
