@@ -8,7 +8,7 @@ in ``benchmarks/bench_floor.py --only png`` (table in ``benchmarks/RESULTS.md``,
 =========================  =============================================  =========  ======================
 ``png_level``              how                                            encode     size vs libpng level 1
 =========================  =============================================  =========  ======================
-1 (default, ``FAST``)      Up filter on every row, libdeflate level 1     ~4x faster  -2 to +3 %
+1 (default, ``FAST``)      Up filter on every row, libdeflate level 1     3.5x       about +3 %
 0                          no compression (stored deflate blocks, libpng)  fastest    ~+60 %
 2 .. 9                     libpng (OpenCV) adaptive filters, zlib level   1x .. 0.1x  -1 to -20 %
 =========================  =============================================  =========  ======================
