@@ -63,6 +63,14 @@ def encode_fast(img: np.ndarray) -> bytes:
     """
     import deflate  # libdeflate
 
+    # libdeflate gives the same bytes for the same pixels in every process (tests/io/test_png.py); ISA-L, used
+    # before, gave other valid streams for ~1 small input in 15,000, varying from one process to the next.
+    return _encode_up(img, lambda filtered: deflate.zlib_compress(filtered, 1), deflate.crc32)
+
+
+def _encode_up(img: np.ndarray, zlib_compress, crc32) -> bytes:
+    """:func:`encode_fast` with another zlib-format deflater ``zlib_compress(buffer) -> bytes-like`` and
+    ``crc32(data, value)`` (benchmarks compare deflaters with it)."""
     h, w = img.shape[:2]
     channels = 1 if img.ndim == 2 else img.shape[2]
     rows = np.ascontiguousarray(img).reshape(h, w * channels)
@@ -70,10 +78,7 @@ def encode_fast(img: np.ndarray) -> bytes:
     filtered[:, 0] = _UP
     filtered[0, 1:] = rows[0]  # the row above the first one counts as zeros
     np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # uint8 arithmetic wraps modulo 256, as PNG does
-    # libdeflate: the same bytes for the same pixels in every process and on every CPU (one version of it).
-    # ISA-L, used before, gave other valid streams for ~1 input in 15,000 from one process to the next.
-    data = memoryview(deflate.zlib_compress(filtered, 1))
-    crc32 = deflate.crc32
+    data = memoryview(zlib_compress(filtered))
     header = struct.pack(">IIBBBBB", w, h, 8, 2 if channels == 3 else 0, 0, 0, 0)
     parts = [_SIGNATURE, *_chunk(b"IHDR", header, crc32)]
     for start in range(0, max(len(data), 1), _IDAT_BYTES):
