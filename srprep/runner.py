@@ -204,10 +204,13 @@ class Journal:
         self.recorded: dict[str, dict] = {}  # after load(): key -> {output: [size, sha256]} as written
 
     def records(self) -> Iterator[dict]:
-        """The journal's records in order (none if there is no journal yet)."""
-        if not self.path.exists():
+        """The journal's records in order (none if there is no journal yet, or no longer: another step
+        looking at this one's territory may read it while this step replaces its output)."""
+        try:
+            fh = open(self.path, encoding="utf-8")
+        except FileNotFoundError:
             return
-        with open(self.path, encoding="utf-8") as fh:
+        with fh:
             for line in fh:
                 try:
                     yield json.loads(line)

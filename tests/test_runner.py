@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from srprep import runner
 from srprep.errors import StageError, StoreError
 from srprep.fingerprint import fingerprint
 from srprep.runner import Item, ItemResult, Step, find_step_outputs, run_step, step_status
@@ -284,6 +285,26 @@ def test_an_output_that_overlaps_another_steps_output_is_refused(tmp_path):
     # a step that declares what it writes may share a folder with others (e.g. new stores beside a dataset)
     beside = toy_step(tmp_path / "data" / "extra", name="second", writes=(tmp_path / "data" / "extra",))
     assert run_toy(beside, {"b": 2}).processed == 1
+
+
+def test_a_neighbours_journal_removed_while_it_is_read_claims_nothing(tmp_path, monkeypatch):
+    """Steps run together (downsample's scales) look at each other's state while one of them replaces its
+    output: a journal that is gone by the time it is opened is no record, not a crash."""
+    run_toy(toy_step(tmp_path / "data" / "X3", name="x3"), {"a": 1})
+    (tmp_path / "data/X3/.srprep/manifest.json").unlink()  # x3 is replacing its output: manifest gone first
+    journal = (tmp_path / "data/X3/.srprep/journal.jsonl").resolve()
+    real_open = open
+
+    def open_after_x3_removed_its_journal(path, *args, **kwargs):
+        if Path(path).resolve() == journal:
+            journal.unlink(missing_ok=True)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "open", open_after_x3_removed_its_journal, raising=False)
+    assert runner.territory_of(journal.parent) == (None, [])
+    (tmp_path / "data/X3/.srprep/journal.jsonl").write_text(json.dumps({"run": {"step": "x3"}}) + "\n")
+    assert run_toy(toy_step(tmp_path / "data" / "X2", name="x2"), {"b": 2}).processed == 1
+    assert not journal.exists()
 
 
 def test_the_temporary_file_cleanup_never_follows_a_link_out_of_the_output(tmp_path):
