@@ -136,34 +136,31 @@ class Hdf5Store:
         self.layout = self.field_attrs.get("layout", "stacked")
         self.encoding = self.field_attrs.get("encoding", "raw")
         self._row = {k: i for i, k in enumerate(self._keys)}
-        self._file = None
-        self._pid = None
-        self._images = None
+        self._handle = None  # (pid, h5py.File, the field's images dataset), set in one assignment
 
     def __repr__(self) -> str:
         return f"Hdf5Store({str(self.path)!r}, {self.field!r})"
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state.update(_file=None, _pid=None, _images=None)
+        state.update(_handle=None)
         return state
 
-    def _group(self):
-        if self._file is None or self._pid != os.getpid():
-            # After a fork the parent's handle is not used; the child opens the file itself.
-            self._file = h5py.File(self.path, "r")
-            self._pid = os.getpid()
-            self._images = self._file[self.field]["images"]
-        return self._file[self.field]
-
     def _data(self):
-        self._group()
-        return self._images
+        handle = self._handle
+        if handle is None or handle[0] != os.getpid():
+            # After a fork the parent's handle is not used; the child opens the file itself. The handle is
+            # made whole before it is published, so a thread reading beside the opening one never sees half
+            # of it (two threads opening at once both get a whole handle; the last one is kept).
+            f = h5py.File(self.path, "r")
+            handle = (os.getpid(), f, f[self.field]["images"])
+            self._handle = handle
+        return handle[2]
 
     def close(self) -> None:
-        if self._file is not None and self._pid == os.getpid():
-            self._file.close()
-        self._file, self._pid, self._images = None, None, None
+        handle, self._handle = self._handle, None
+        if handle is not None and handle[0] == os.getpid():
+            handle[1].close()
 
     def keys(self) -> list[str]:
         return list(self._keys)

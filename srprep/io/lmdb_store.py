@@ -74,6 +74,7 @@ import logging
 import os
 import shutil
 import struct
+import threading
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,21 +180,38 @@ def value_crc(value) -> int:
 # py-lmdb refuses to open one environment twice in a process, so every LmdbStore of a path shares one
 # read-only handle per process: {(real path, readahead): (pid, env)}.
 _READERS: dict[tuple[str, bool], tuple[int, Any]] = {}
+# Threads of one process share those handles: the lock makes opening one (and a store's databases in it)
+# happen once, so two threads reading a store for the first time never open or close each other's handle.
+# A child process gets a fresh lock (one held by another thread at the fork would never be released there).
+_READERS_LOCK = threading.RLock()
+
+
+def _fresh_lock_after_fork() -> None:
+    global _READERS_LOCK
+    _READERS_LOCK = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_fresh_lock_after_fork)
 
 
 def _reader_env(path: Path, readahead: bool):
     key = (os.path.realpath(path), readahead)
     entry = _READERS.get(key)
-    if entry is None or entry[0] != os.getpid():
-        # After a fork the parent's handle must not be used (LMDB forbids it); the child opens its own.
-        _release(path)
-        check_lmdb_file(path)
-        try:
-            env = lmdb.open(str(path), readonly=True, lock=False, readahead=readahead, max_dbs=_MAX_DBS, subdir=True)
-        except lmdb.Error as exc:
-            raise StoreError(f"{path}: unreadable LMDB ({type(exc).__name__}: {exc})") from exc
-        _READERS[key] = entry = (os.getpid(), env)
-    return entry[1]
+    if entry is not None and entry[0] == os.getpid():
+        return entry[1]
+    with _READERS_LOCK:
+        entry = _READERS.get(key)
+        if entry is None or entry[0] != os.getpid():
+            # After a fork the parent's handle must not be used (LMDB forbids it); the child opens its own.
+            _release(path)
+            check_lmdb_file(path)
+            try:
+                env = lmdb.open(str(path), readonly=True, lock=False, readahead=readahead, max_dbs=_MAX_DBS,
+                                subdir=True)
+            except lmdb.Error as exc:
+                raise StoreError(f"{path}: unreadable LMDB ({type(exc).__name__}: {exc})") from exc
+            _READERS[key] = entry = (os.getpid(), env)
+        return entry[1]
 
 
 def _release(path: Path) -> None:
@@ -204,9 +222,10 @@ def _release(path: Path) -> None:
     read-only and lock-free (no reader table to disturb): it unmaps only the child's copy of the map.
     """
     real = os.path.realpath(path)
-    for key in [k for k in _READERS if k[0] == real]:
-        _, env = _READERS.pop(key)
-        env.close()
+    with _READERS_LOCK:
+        for key in [k for k in _READERS if k[0] == real]:
+            _, env = _READERS.pop(key)
+            env.close()
 
 
 class LmdbStore:
@@ -252,17 +271,22 @@ class LmdbStore:
     def _env(self):
         env = _reader_env(self.path, self.readahead)
         if env is not self._env_obj:
-            self._env_obj, self._dbs = env, {}  # a new handle (first use, fork, or a close): reopen databases
+            with _READERS_LOCK:
+                if env is not self._env_obj:  # a new handle (first use, fork, or a close): reopen databases
+                    self._env_obj, self._dbs = env, {}
         return env
 
     def _db(self, name: bytes):
         env = self._env()
-        if name not in self._dbs:
-            try:
-                self._dbs[name] = env.open_db(name, create=False)
-            except lmdb.NotFoundError:
-                self._dbs[name] = None
-        return self._dbs[name]
+        dbs = self._dbs
+        if name not in dbs:
+            with _READERS_LOCK:
+                if name not in dbs:
+                    try:
+                        dbs[name] = env.open_db(name, create=False)
+                    except lmdb.NotFoundError:
+                        dbs[name] = None
+        return dbs[name]
 
     def _read_meta(self) -> dict | None:
         try:

@@ -3,6 +3,7 @@ starting afresh from an unreadable or re-laid-out file, field selection, picklin
 import json
 import multiprocessing
 import pickle
+import time
 
 import h5py
 import numpy as np
@@ -12,6 +13,7 @@ from srprep.errors import StoreError
 from srprep.io.hdf5_store import Hdf5Field, Hdf5Store, Hdf5Writer, fields_of
 from srprep.io.images import encode_image, read_image
 from srprep.io.stores import open_store
+from tests.io.threaded import assert_threads_read_at_once
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +161,7 @@ def test_pickled_and_forked_handles(tmp_path, photos):
     store = Hdf5Store(tmp_path / "data.h5", "HR")
     total = int(store.read("bird").sum())  # the file is open in the parent at the fork
     clone = pickle.loads(pickle.dumps(store))
-    assert clone._file is None and int(clone.read("bird").sum()) == total
+    assert clone._handle is None and int(clone.read("bird").sum()) == total
     ctx = multiprocessing.get_context("fork")
     q = ctx.Queue()
     procs = [ctx.Process(target=_read_in_child, args=(store, "bird", q)) for _ in range(2)]
@@ -170,6 +172,28 @@ def test_pickled_and_forked_handles(tmp_path, photos):
         p.join(300)
         assert p.exitcode == 0
     assert got == [total, total] and int(store.read("bird").sum()) == total
+
+
+class _SlowFile(h5py.File):
+    """An h5py file whose groups take a while to look up: widens the time between opening the file and
+    holding its dataset, the window in which a second thread must not see a half-opened store."""
+
+    def __getitem__(self, name):
+        time.sleep(0.05)
+        return super().__getitem__(name)
+
+
+@pytest.mark.parametrize("field, layout_", [("HR", "stacked"), ("X2", "per-key")])
+def test_threads_reading_a_fresh_store_at_once(tmp_path, photos, monkeypatch, field, layout_):
+    """Threads sharing one store (identify reads with a thread pool) all read whole pixels when the first
+    reads open the file together (a thread once saw the file open but its dataset not yet: a TypeError)."""
+    hr, var = photos
+    write(tmp_path / "data.h5", hr, var)
+    want = {k: (hr if field == "HR" else var)[k] for k in hr}
+    store = Hdf5Store(tmp_path / "data.h5", field)
+    assert store.layout == layout_
+    monkeypatch.setattr(h5py, "File", _SlowFile)
+    assert_threads_read_at_once(store, want)
 
 
 def test_done_records_are_json_with_crcs(tmp_path, photos):

@@ -3,6 +3,7 @@ incomplete stores, and handles that survive pickling and fork."""
 import json
 import multiprocessing
 import pickle
+import time
 
 import cv2
 import lmdb
@@ -13,6 +14,7 @@ from srprep.errors import StoreError
 from srprep.io.images import encode_image, read_image
 from srprep.io.lmdb_store import LmdbStore, LmdbWriter, map_size_for
 from srprep.io.stores import open_store
+from tests.io.threaded import assert_threads_read_at_once
 
 
 def basicsr_read(lmdb_path):
@@ -182,6 +184,23 @@ def test_pickled_and_forked_handles(tmp_path, photos):
         assert p.exitcode == 0
     assert got == [total, total]
     assert int(store.read("bird").sum()) == total  # the parent's handle still works
+
+
+@pytest.mark.parametrize("encoding", ["raw", "png"])
+def test_threads_reading_a_fresh_store_at_once(tmp_path, photos, monkeypatch, encoding):
+    """Threads sharing one store all read whole pixels when their first reads open it together: one handle
+    per process is opened once (two threads each opening it failed with LMDB's 'already open in this
+    process', or closed the handle the other was using)."""
+    write_store(tmp_path / "s.lmdb", photos, encoding=encoding)
+    store = LmdbStore(tmp_path / "s.lmdb")  # reads its meta, then closes: the threads open it again
+    real_open = lmdb.open
+
+    def slow_open(*args, **kwargs):
+        time.sleep(0.05)  # widens the window in which a second thread finds no handle yet
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(lmdb, "open", slow_open)
+    assert_threads_read_at_once(store, photos)
 
 
 def test_writer_refuses_a_file_in_the_way(tmp_path):
