@@ -107,7 +107,8 @@ class Hdf5Store:
         allow_incomplete: open a file whose writer has not finished (for inspection).
 
     ``read(key)`` returns ``(h, w, 3)`` uint8 RGB; ``read_region`` reads a window (a hyperslab of the raw
-    dataset: only that item's chunk is touched).
+    dataset: only that item's chunk is touched). Safe to pickle and to use after ``fork`` (each process
+    opens the file on first use); threads of one process may share a store and read it at once.
     """
 
     def __init__(self, path: str | os.PathLike, field: str | None = None, *, allow_incomplete: bool = False):

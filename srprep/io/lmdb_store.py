@@ -240,7 +240,7 @@ class LmdbStore:
 
     ``read(key)`` returns ``(h, w, 3)`` uint8 RGB (a new, writable array); ``read_region`` reads a window
     without copying the rest of a raw item. Safe to pickle and to use after ``fork``: each process opens
-    its own environment on first use.
+    its own environment on first use; threads of one process may share a store and read it at once.
     """
 
     def __init__(self, path: str | os.PathLike, *, readahead: bool = False, allow_incomplete: bool = False):
